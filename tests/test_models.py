@@ -1,0 +1,70 @@
+"The embedding and the models: pooling, padding, gradients, shapes"
+import pytest, torch
+from fastai.tabular.all import sigmoid_range
+from tabcollab.models import *
+
+
+def test_mean_matches_hand_computed_rows():
+    emb = MultiHotEmbedding(10, 4)
+    bags = torch.tensor([[2,5,7],[3,0,0]])
+    out = emb(bags)
+    assert torch.allclose(out[0], emb.weight[[2,5,7]].mean(0))
+    assert torch.allclose(out[1], emb.weight[3])
+
+
+def test_padding_is_ignored_and_zero():
+    emb = MultiHotEmbedding(10, 4)
+    assert emb.weight[0].abs().sum() == 0
+    assert torch.allclose(emb(torch.tensor([[2,0,0,0]])), emb(torch.tensor([[2]])))
+    assert emb(torch.tensor([[0,0]])).abs().sum() == 0
+
+
+def test_gradients_only_reach_used_rows():
+    emb = MultiHotEmbedding(10, 4)
+    emb(torch.tensor([[2,5,0],[5,7,0]])).pow(2).sum().backward()
+    used = (emb.weight.grad.abs().sum(1) > 0).nonzero().flatten().tolist()
+    assert used == [2,5,7]
+
+
+@pytest.mark.parametrize('mode,pool', [('sum', lambda w: w.sum(0)), ('max', lambda w: w.max(0)[0])])
+def test_modes(mode, pool):
+    emb = MultiHotEmbedding(10, 4, mode=mode)
+    assert torch.allclose(emb(torch.tensor([[2,5,0]]))[0], pool(emb.weight[[2,5]]))
+
+
+def test_per_value_weights():
+    emb = MultiHotEmbedding(10, 4)
+    bags,w = torch.tensor([[2,5,0]]),torch.tensor([[1.,3.,9.]])
+    assert torch.allclose(emb(bags, w)[0], (emb.weight[2]+3*emb.weight[5])/4)
+    s = MultiHotEmbedding(10, 4, mode='sum')
+    assert torch.allclose(s(bags, w)[0], s.weight[2]+3*s.weight[5])
+    with pytest.raises(ValueError, match="per-value weights need mode 'mean' or 'sum'"):
+        MultiHotEmbedding(10, 4, mode='max')(bags, w)
+    with pytest.raises(ValueError, match="mode must be"):
+        MultiHotEmbedding(10, 4, mode='median')
+
+
+def test_tabular_model_shapes():
+    model = TabularMultiCatModel([(5,3)], n_cont=2, out_sz=1, layers=[8], bag_szs=[(7,4),(9,2)])
+    out = model(torch.tensor([[1],[2],[3]]), torch.randn(3,2), torch.tensor([[2,3],[1,0],[4,0]]), torch.tensor([[5],[1],[8]]))
+    assert out.shape == (3,1)
+    assert model.layers[0][0].in_features == 3+4+2+2
+    assert len(model.embeds) == 1 and len(model.bag_embeds) == 2
+
+
+def test_dot_model_adds_genres_to_the_item():
+    model = MultiCatDotBias(6, cat_szs=[5,8], bag_szs=[7], y_range=(0,5.5))
+    x_cat,bags = torch.tensor([[1,2],[4,0]]),torch.tensor([[2,3],[1,0]])
+    out = model(x_cat, torch.zeros(2,0), bags)
+    assert out.shape == (2,1)
+    u = model.embeds[0](x_cat[:,0])
+    v = model.embeds[1](x_cat[:,1]) + model.bag_embeds[0](bags)
+    expected = sigmoid_range((u[:,:6]*v[:,:6]).sum(1) + u[:,6] + v[:,6], 0, 5.5)
+    assert torch.allclose(out[:,0], expected)
+
+
+def test_dot_model_user_side_bag_and_conts():
+    model = MultiCatDotBias(3, cat_szs=[4,4], bag_szs=[5,6], item_bags=[0], n_cont=2)
+    u,v = model.towers(torch.tensor([[1,1]]), torch.tensor([[2]]), torch.tensor([[3]]))
+    assert torch.allclose(u, model.embeds[0].weight[1] + model.bag_embeds[1].weight[3])
+    assert model(torch.tensor([[1,1]]), torch.ones(1,2), torch.tensor([[2]]), torch.tensor([[3]])).shape == (1,1)

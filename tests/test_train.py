@@ -1,0 +1,122 @@
+"End to end: data from a synthetic frame built here, training, prediction, cold start, test sets"
+import numpy as np, pandas as pd, pytest, torch
+from fastai.tabular.all import load_learner
+from tabcollab.all import (CollabMultiCatDataLoaders, TabularMultiCatDataLoaders, collab_multicat_learner,
+                           tabular_multicat_learner, load_movielens)
+
+
+def quiet_fit(learn, epochs=3, lr=None):
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(epochs, lr)
+        return learn.get_preds()
+
+
+def rmse(preds, targs): return float(((preds.flatten()-targs.flatten())**2).mean().sqrt())
+
+
+@pytest.fixture(scope='module')
+def trained(small_ml):
+    ratings,items = small_ml
+    valid_idx = np.arange(len(ratings)-1200, len(ratings))
+    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_idx=valid_idx, bs=64)
+    learn = collab_multicat_learner(dls)
+    preds,targs = quiet_fit(learn)
+    return learn,preds,targs,valid_idx
+
+
+def test_collab_learner_beats_the_global_mean(small_ml, trained):
+    ratings,_ = small_ml
+    learn,preds,targs,valid_idx = trained
+    mean = ratings.rating.drop(valid_idx).mean()
+    assert rmse(preds, targs) < rmse(torch.full_like(targs, mean), targs) - 0.05
+
+
+def test_predictions_come_in_valid_idx_order(small_ml, trained):
+    ratings,_ = small_ml
+    _,preds,targs,valid_idx = trained
+    assert preds.shape == (len(valid_idx), 1)
+    assert np.allclose(targs.flatten().numpy(), ratings.rating.to_numpy()[valid_idx])
+
+
+def test_cold_start_uses_the_row_genres(trained):
+    "An item never seen in training gets #na# as its id, and its genres still count"
+    learn = trained[0]
+    rows = pd.DataFrame({'user': [5,5,5], 'item': [-1,-1,-1], 'genres': [['Comedy'], ['Horror','War'], None]})
+    dl = learn.dls.test_dl(rows)
+    cats,conts,genres = dl.one_batch()
+    assert (cats[:,1] == 0).all()
+    assert genres[2].tolist()[0] == 1  # no genres: #na#
+    with learn.no_bar(): preds,_ = learn.get_preds(dl=dl)
+    assert len(set(preds.flatten().tolist())) == 3
+    _,pred,_ = learn.predict(pd.Series({'user': 5, 'item': -1, 'genres': ['Comedy']}))
+    assert torch.allclose(pred, preds[0], atol=1e-5)
+
+
+def test_known_item_joins_its_genres_from_items(small_ml, trained):
+    ratings,items = small_ml
+    learn = trained[0]
+    item = int(ratings.item.iloc[0])
+    dl = learn.dls.test_dl(pd.DataFrame({'user': [1], 'item': [item]}))
+    genres = dl.one_batch()[2][0]
+    vocab = learn.dls.multicat_classes['genres']
+    assert {vocab[i] for i in genres.tolist() if i>1} == set(items.genres[items.item==item].iloc[0]) or \
+        (genres.tolist()==[1] and items.genres[items.item==item].iloc[0]==[])
+
+
+def test_export_round_trip(tmp_path, trained):
+    learn = trained[0]
+    rows = pd.DataFrame({'user': [1,2,999], 'item': [1,5,-7], 'genres': [None, None, 'Drama']})
+    with learn.no_bar(): before,_ = learn.get_preds(dl=learn.dls.test_dl(rows))
+    learn.export(tmp_path/'model.pkl')
+    learn2 = load_learner(tmp_path/'model.pkl')
+    with learn2.no_bar(): after,_ = learn2.get_preds(dl=learn2.dls.test_dl(rows))
+    assert torch.allclose(before, after)
+    assert list(learn2.dls.multicat_classes['genres']) == list(learn.dls.multicat_classes['genres'])
+
+
+def test_neural_model_trains(small_ml):
+    ratings,items = small_ml
+    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.2, seed=0)
+    learn = collab_multicat_learner(dls, use_nn=True, layers=[32])
+    preds,targs = quiet_fit(learn, 2)
+    assert rmse(preds, targs) < 1.05
+
+
+def test_show_batch_and_results_print_genres_as_text(trained, monkeypatch):
+    "show_batch and show_results display decoded rows: genres as 'A|B' text, ids as ids"
+    import tabcollab.core, tabcollab.data
+    shown = []
+    for m in (tabcollab.core, tabcollab.data): monkeypatch.setattr(m, 'display_df', shown.append)
+    learn = trained[0]
+    learn.dls.show_batch(max_n=3)
+    with learn.no_bar(): learn.show_results(max_n=4)
+    batch,results = shown
+    assert list(batch.columns) == ['user','item','genres','rating'] and len(batch) == 3
+    assert list(results.columns) == ['user','item','genres','rating','rating_pred'] and len(results) == 4
+    vocab = set(learn.dls.multicat_classes['genres'])
+    for df in shown:
+        assert df.genres.map(lambda s: isinstance(s, str) and all(g in vocab for g in s.split('|') if g)).all()
+
+
+def test_tabular_tags_predict_price():
+    "The pieces are not collab-only: tags next to a category and a number predict a price"
+    rng = np.random.default_rng(0)
+    names = np.array(['organic','premium','large','eco','vintage','sale'])
+    values = np.array([3., 8., 5., 2., 6., -4.])
+    has = rng.random((1500, len(names))) < 0.3
+    df = pd.DataFrame({'brand': rng.choice(list('abc'), 1500), 'weight': rng.uniform(0, 5, 1500),
+                       'tags': [list(names[h]) for h in has]})
+    df['price'] = (10 + df.weight + has@values + rng.normal(0, 0.5, 1500)).astype('float32')
+    dls = TabularMultiCatDataLoaders.from_df(df, cat_names=['brand'], cont_names=['weight'], multicat_names=['tags'],
+                                             y_names='price', valid_pct=0.2, seed=0, bs=64)
+    learn = tabular_multicat_learner(dls, layers=[32], y_range=(0,40), bag_mode='sum')  # tag values add up: 'sum' pooling
+    preds,targs = quiet_fit(learn, 8, 1e-2)
+    assert rmse(preds, targs) < 1.0  # without the tags it cannot go below their spread (about 5)
+
+
+def test_movielens_100k_loads(ml100k):
+    ratings,items = load_movielens(ml100k)
+    assert ratings.shape == (100_000, 4) and list(ratings.columns) == ['user','item','rating','timestamp']
+    assert len(items) == 1682 and list(items.columns) == ['item','title','genres']
+    assert items.genres.map(len).between(0, 6).all()
+    assert (items.genres.map(len) == 0).sum() == 2  # the two movies flagged only 'unknown'
