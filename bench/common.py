@@ -1,0 +1,54 @@
+"Shared pieces of the benchmark scripts: MovieLens 100K splits, fastai baselines, timing and tables"
+import argparse, json, time
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+from fastai.tabular.all import *
+from fastai.collab import *
+from tabcollab.all import *
+
+
+def data_arg(parser):
+    parser.add_argument('--data', default=None, help="MovieLens 100K folder (default: $TABCOLLAB_ML100K or ../shared/data/ml-100k)")
+    return parser
+
+
+def ml100k(path=None):
+    path = Path(path) if path else ml100k_path()
+    if path is None or not (path/'u1.base').exists():
+        raise SystemExit("MovieLens 100K not found: pass --data or set TABCOLLAB_ML100K to the ml-100k folder")
+    return path
+
+
+def official_split(path, k='u1'):
+    "Ratings of `uN.base` then `uN.test` in one frame, and the row positions of `uN.test`"
+    cols = ['user','item','rating','timestamp']
+    base,test = [pd.read_csv(path/f'{k}.{s}', sep='\t', names=cols) for s in ('base','test')]
+    df = pd.concat([base, test], ignore_index=True).astype({'rating': 'float32'})
+    return df,np.arange(len(base), len(df))
+
+
+def fastai_collab_dls(df, valid_idx, bs=64, user='user', item='item', rating='rating'):
+    "fastai's `CollabDataLoaders.from_df`, with the validation rows given (it only takes `valid_pct`)"
+    to = TabularCollab(df[[user, item, rating]], [Categorify], [user, item], y_names=[rating], y_block=TransformBlock(),
+                       splits=IndexSplitter(list(valid_idx))(df))
+    return to.dataloaders(bs=bs)
+
+
+def rmse(preds, targs): return float(((preds.flatten().float()-targs.flatten().float())**2).mean().sqrt())
+
+
+def fit_and_score(learn, fit, seed=42):
+    "Seed, time `fit(learn)` (no bars, no logs), and score the validation set: (rmse, seconds, preds, targs)"
+    with learn.no_bar(), learn.no_logging():
+        start = time.perf_counter()
+        fit(learn)
+        secs = time.perf_counter()-start
+        preds,targs = learn.get_preds()
+    return rmse(preds, targs),secs,preds,targs
+
+
+def markdown_table(rows, cols):
+    "A markdown table of the dicts `rows` with columns `cols`"
+    fmt = lambda v: f'{v:.4f}' if isinstance(v, float) else str(v)
+    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '|'.join(['---']*len(cols)) + '|']
+    return '\n'.join(lines + ['| ' + ' | '.join(fmt(r.get(c, '')) for c in cols) + ' |' for r in rows])
