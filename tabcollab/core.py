@@ -221,10 +221,11 @@ class TabularMultiCat(TabularPandas):
         self._check_cols(self.items, self.cat_names, self.cont_names)
         super().process()
 
+    _carry = ('procs','cat_names','cont_names','y_names','device','multicat_names','sep','flag_groups','meta','meta_on','bags')
     def new(self, df, inplace=False):
+        "A `TabularMultiCat` of `df` with the same columns, processing, side table and bags"
         return type(self)(df, do_setup=False, reduce_memory=False, y_block=TransformBlock(), inplace=inplace,
-                          **attrdict(self, 'procs','cat_names','cont_names','y_names','device',
-                                     'multicat_names','sep','flag_groups','meta','meta_on','bags'))
+                          **attrdict(self, *self._carry))
 
     @property
     def x_names(self): return self.cat_names + self.cont_names + self.multicat_names

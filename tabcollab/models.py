@@ -86,12 +86,14 @@ class MultiCatDotBias(Module):
         self.bag_embeds = nn.ModuleList([MultiHotEmbedding(n, n_factors+1, mode=bag_mode) for n in bag_szs])
         self.cont = nn.Linear(n_cont, 1) if n_cont else None
 
+    def side(self, x_cat, bags, item:bool=True) -> list:
+        "One vector (bias last) per item-side input (or user-side, `item=False`): categorical columns, then bags"
+        res = [e(x_cat[:,i]) for i,e in enumerate(self.embeds) if (i in self.item_cats)==item]
+        return res + [e(b) for i,(e,b) in enumerate(zip(self.bag_embeds, bags)) if (i in self.item_bags)==item]
+
     def towers(self, x_cat, *bags):
-        "The user-side and item-side vectors (bias in the last column)"
-        u = [e(x_cat[:,i]) for i,e in enumerate(self.embeds) if i not in self.item_cats]
-        v = [e(x_cat[:,i]) for i,e in enumerate(self.embeds) if i in self.item_cats]
-        for i,(e,b) in enumerate(zip(self.bag_embeds, bags)): (v if i in self.item_bags else u).append(e(b))
-        return sum(u),sum(v)
+        "The user and item vectors (bias in the last column): the sums over each side's inputs"
+        return sum(self.side(x_cat, bags, item=False)),sum(self.side(x_cat, bags, item=True))
 
     def forward(self, x_cat, x_cont=None, *bags):
         u,v = self.towers(x_cat, *bags)
