@@ -41,9 +41,16 @@ def _numeric(df, cols, fname, dtypes, line0=1):
         df[c] = num.astype(t)
     return df
 
-def _read(fname, sep, names, numeric=(), dtypes=(), header=None, encoding='latin-1', **kwargs):
+def _csv(fname, encoding=None, **kwargs):
+    "`pd.read_csv` in UTF-8, or latin-1 (the older releases) when UTF-8 fails"
+    if encoding: return pd.read_csv(fname, encoding=encoding, **kwargs)
+    try: return pd.read_csv(fname, encoding='utf-8', **kwargs)
+    except UnicodeDecodeError: return pd.read_csv(fname, encoding='latin-1', **kwargs)
+
+def _read(fname, sep, names, numeric=(), dtypes=(), header=None, encoding=None, **kwargs):
     "Read a separated file into `names`, checking the number of fields and that `numeric` columns are numbers"
-    try: df = pd.read_csv(fname, sep=sep, header=header, encoding=encoding, dtype=str if not numeric else None, **kwargs)
+    dtype = None if len(numeric)==len(names) else str  # text stays text (zip codes keep their leading zeros)
+    try: df = _csv(fname, sep=sep, header=header, encoding=encoding, dtype=dtype, **kwargs)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e: raise MovieLensFormatError(f"{fname}: {e}") from None
     if df.shape[1]!=len(names):
         raise MovieLensFormatError(f"{fname}: expected {len(names)} fields separated by {sep!r} "
@@ -51,15 +58,15 @@ def _read(fname, sep, names, numeric=(), dtypes=(), header=None, encoding='latin
     df.columns = names
     return _numeric(df, numeric, fname, dtypes, line0=1 if header is None else 2)
 
-def _read_dcolon(fname, names, numeric=(), dtypes=(), encoding='latin-1'):
+def _read_dcolon(fname, names, numeric=(), dtypes=(), encoding=None):
     "Read a `::` separated file: numbers only by the C reader split on ':', text by splitting each line"
     if len(numeric)==len(names):  # ratings.dat: every field is a number, so ':' splits it exactly
         df = _read(fname, ':', [f'f{i}' for i in range(2*len(names)-1)], encoding=encoding)
         df = df[[f'f{2*i}' for i in range(len(names))]]
         df.columns = names
         return _numeric(df, numeric, fname, dtypes)
-    lines = pd.read_csv(fname, sep='\x07', header=None, names=['line'], encoding=encoding, dtype=str,
-                        quoting=csv.QUOTE_NONE, keep_default_na=False)['line']
+    lines = _csv(fname, encoding=encoding, sep='\x07', header=None, names=['line'], dtype=str,
+                 quoting=csv.QUOTE_NONE, keep_default_na=False)['line']
     df = lines.str.split('::', n=len(names)-1, expand=True)
     if df.shape[1]!=len(names) or df.iloc[:,-1].isna().any():
         raise MovieLensFormatError(f"{fname}: expected {len(names)} fields separated by '::' ({', '.join(names)})")
@@ -108,16 +115,16 @@ def _load_dat(path):
     movies = _read_dcolon(_need(path,'movies.dat'), ['item','title','genres'], ['item'], [np.int32])
     tags = None
     if (path/'tags.dat').exists():
-        tags = _read_dcolon(path/'tags.dat', ['user','item','tag','timestamp'], ['item'], [np.int32], encoding='utf-8')
+        tags = _read_dcolon(path/'tags.dat', ['user','item','tag','timestamp'], ['item'], [np.int32])
     return ratings,movies,tags
 
 def _load_csv(path):
-    ratings = _read(_need(path,'ratings.csv'), ',', _rating_cols, _rating_cols, _rating_types, header=0, encoding='utf-8')
+    ratings = _read(_need(path,'ratings.csv'), ',', _rating_cols, _rating_cols, _rating_types, header=0)
     movies = _read(_need(path,'movies.csv'), ',', ['item','title','genres'], ['item'], [np.int32], header=0,
-                   encoding='utf-8', keep_default_na=False)
+                   keep_default_na=False)
     tags = None
     if (path/'tags.csv').exists():
-        tags = _read(path/'tags.csv', ',', ['user','item','tag','timestamp'], ['item'], [np.int32], header=0, encoding='utf-8')
+        tags = _read(path/'tags.csv', ',', ['user','item','tag','timestamp'], ['item'], [np.int32], header=0)
     return ratings,movies,tags
 
 # %% ../nbs/03_movielens.ipynb #b3a18393
