@@ -147,7 +147,9 @@ def plot_item_pca(self:Learner,
     fig,ax = plt.subplots(figsize=figsize)
     ax.scatter(pca[x], pca[y], s=8, alpha=0.4, color='tab:blue')
     label = pca['title'] if 'title' in pca else pca['item'].astype(str)
-    for i in pca['count'].nlargest(n_labels).index: ax.annotate(str(label[i]), (pca[x][i], pca[y][i]), fontsize=8)
+    top = pca['count'].nlargest(n_labels).index
+    ax.scatter(pca[x][top], pca[y][top], s=14, color='tab:red')
+    for i in top: ax.annotate(str(label[i]), (pca[x][i], pca[y][i]), xytext=(3,3), textcoords='offset points', fontsize=8)
     ax.set_xlabel(x); ax.set_ylabel(y); ax.set_title(f'Items rated more than {min_ratings} times')
     return fig,ax
 
@@ -179,7 +181,7 @@ def plot_genre_map(self:Learner,
     xy,_ = _pca(emb.to_numpy().astype(np.float64), 2)
     fig,ax = plt.subplots(figsize=figsize)
     ax.scatter(xy[:,0], xy[:,1], color='tab:orange')
-    for (px,py),name in zip(xy, emb.index): ax.annotate(str(name), (px,py), fontsize=10)
+    for (px,py),name in zip(xy, emb.index): ax.annotate(str(name), (px,py), xytext=(4,4), textcoords='offset points', fontsize=10)
     ax.set_xlabel('PC1'); ax.set_ylabel('PC2'); ax.set_title(f'{col}: embeddings')
     return fig,ax
 
@@ -219,7 +221,7 @@ def similar_genres(self:Learner,
     emb = self.embeddings(col).drop(columns='bias', errors='ignore')
     if value not in emb.index: raise KeyError(f"{value!r} is not a value of '{col}': {list(emb.index)}")
     i = emb.index.get_loc(value)
-    sim = to_np(_cosine(tensor(emb.to_numpy()), i))
+    sim = to_np(_cosine(torch.tensor(emb.to_numpy(dtype=np.float32)), i))
     order = [j for j in np.argsort(-sim, kind='stable') if j!=i][:n]
     return pd.DataFrame({col: emb.index[order], 'similarity': sim[order]})
 
