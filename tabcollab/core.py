@@ -172,6 +172,25 @@ def _in_cols(df, name, flag_groups):
     if name in flag_groups: return all(c in df.columns for c in flag_groups[name])
     return name in df.columns
 
+def _side_dict(meta, meta_on):
+    "Side tables as {key column: frame}"
+    if meta is None: return {}
+    if isinstance(meta, dict): return dict(meta)
+    if meta_on is None: raise ValueError("`meta_on` must name the column to join `meta` on")
+    return {meta_on: meta}
+
+def _side_of(meta, name, flag_groups):
+    "Key column of the side table in `meta` that holds column `name` (None when none does)"
+    return next((on for on,t in meta.items() if _in_cols(t, name, flag_groups)), None)
+
+def _side_index(meta, on):
+    "Index of the keys of the side table joined on `on`: one row per key"
+    if on not in meta[on].columns: raise KeyError(f"side table joined on '{on}' has no column '{on}'; columns: {list(meta[on].columns)}")
+    keys = meta[on][on]
+    if keys.duplicated().any():
+        raise ValueError(f"side table joined on '{on}' has several rows for {on}={_show(keys[keys.duplicated()].iloc[0])}: one row per key")
+    return pd.Index(keys)
+
 def _train_first(df, splits):
     "Rows of `df` reordered train first then valid (vectorised: `Tabular` would sum Python lists of indices)"
     idxs = [np.asarray(s, dtype=np.int64).reshape(-1) for s in splits]
@@ -187,13 +206,15 @@ class TabularMultiCat(TabularPandas):
                  multicat_names=None, # List-valued columns: lists, `sep`-separated strings, or flag groups
                  sep:str='|', # Separator of string cells
                  flag_groups:dict=None, # {name: [0/1 columns]} for multi-category columns stored as flags
-                 meta:pd.DataFrame=None, # Side table holding some multi-category columns, one row per `meta_on` key
-                 meta_on:str=None, # Column of `df` (and `meta`) to join `meta` on
+                 meta:pd.DataFrame|dict=None, # Side table (one row per `meta_on` key), or {key column: side table}
+                 meta_on:str=None, # Column of `df` (and `meta`) to join a single `meta` frame on
                  bags:dict=None, # Encoded `Bags` per multi-category column (set by `MultiCategorify`)
                  splits=None, do_setup=True, inplace=False, reduce_memory=True, **kwargs):
-        store_attr('sep,meta,meta_on')
+        self.sep,self.meta = sep,_side_dict(meta, meta_on)
         self.multicat_names,self.flag_groups,self.bags = L(multicat_names),ifnone(flag_groups, {}),dict(ifnone(bags, {}))
-        if do_setup: self._check_cols(df, cat_names, cont_names)
+        if do_setup:
+            df = self._join(df, L(cat_names)+L(cont_names))
+            self._check_cols(df, cat_names, cont_names)
         self.n_train = len(df)
         if splits is not None: df,self.n_train = _train_first(df, splits)
         if reduce_memory: df = df.astype(df_shrink_dtypes(df, skip=self._list_cols(df)))  # `df_shrink` fails on list cells
@@ -206,22 +227,35 @@ class TabularMultiCat(TabularPandas):
         return [c for c in df.columns if c in self.multicat_names or any(c in g for g in self.flag_groups.values())
                 or (df[c].dtype==object and pd.api.types.infer_dtype(df[c], skipna=True)=='mixed')]
 
+    def _join(self, df, names):
+        "`df` with the columns `names` it lacks joined from the side tables that have them"
+        new = {}
+        for n in names:
+            on = None if n in df.columns else _side_of(self.meta, n, {})
+            if on is None or on not in df.columns: continue
+            pos,col = _side_index(self.meta, on).get_indexer(df[on]),self.meta[on][n]
+            fill = col.median() if pd.api.types.is_numeric_dtype(col) else np.nan  # unknown keys: the median, or `#na#`
+            new[n] = pd.Series(col.to_numpy()[pos.clip(0)], index=df.index).where(pos>=0, fill)
+        return df.assign(**new) if new else df
+
     def _check_cols(self, df, cat_names, cont_names):
-        "Raise a `KeyError` naming any input column missing from `df` (and `meta`)"
+        "Raise a `KeyError` naming any input column missing from `df` (and the side tables)"
         missing = [c for c in L(cat_names)+L(cont_names) if c not in df.columns]
-        missing += [n for n in self.multicat_names if not (_in_cols(df, n, self.flag_groups) or _in_cols(self.meta, n, self.flag_groups))]
-        if missing: raise KeyError(f"column(s) {missing} not found; columns present: {list(df.columns)}"
-                                   + (f", and in `meta`: {list(self.meta.columns)}" if self.meta is not None else ''))
+        missing += [n for n in self.multicat_names
+                    if not (_in_cols(df, n, self.flag_groups) or _side_of(self.meta, n, self.flag_groups) is not None)]
+        if missing: raise KeyError(f"column(s) {missing} not found; columns present: {list(df.columns)}" +
+                                   ''.join(f", in the side table on '{on}': {list(t.columns)}" for on,t in self.meta.items()))
 
     def setup(self):
         self.split = self.n_train  # `Tabular.__init__` sets `split` from the splits it was given: here there are none
         super().setup()
 
     def process(self):
+        self.items = self._join(self.items, self.cat_names+self.cont_names)
         self._check_cols(self.items, self.cat_names, self.cont_names)
         super().process()
 
-    _carry = ('procs','cat_names','cont_names','y_names','device','multicat_names','sep','flag_groups','meta','meta_on','bags')
+    _carry = ('procs','cat_names','cont_names','y_names','device','multicat_names','sep','flag_groups','meta','bags')
     def new(self, df, inplace=False):
         "A `TabularMultiCat` of `df` with the same columns, processing, side table and bags"
         return type(self)(df, do_setup=False, reduce_memory=False, y_block=TransformBlock(), inplace=inplace,
@@ -239,7 +273,7 @@ class TabularMultiCat(TabularPandas):
 # %% ../nbs/00_core.ipynb #8ab08e03
 class MultiCategorify(TabularProc):
     "Encode the list-valued columns `to.multicat_names` as bags of vocabulary indices (0 padding, 1 `#na#`)"
-    order = 0 # Before `Categorify`: the join with `to.meta` uses the raw ids
+    order = 0 # Before `Categorify`: the joins with the side tables use the raw ids
 
     def _values(self, df, name, sep, flag_groups):
         "(row, value) pairs of column `name` of `df`"
@@ -247,36 +281,30 @@ class MultiCategorify(TabularProc):
         return cell_values(df[name], sep, name)
 
     def setups(self, to):
-        meta_names = [n for n in to.multicat_names if _in_cols(to.meta, n, to.flag_groups)]
-        if meta_names:
-            if to.meta_on not in to.meta.columns or to.meta_on not in to.items.columns:
-                raise KeyError(f"`meta_on` column '{to.meta_on}' must be in both the frame and `meta`")
-            keys = to.meta[to.meta_on]
-            if keys.duplicated().any():
-                raise ValueError(f"`meta` has several rows for {to.meta_on}={_show(keys[keys.duplicated()].iloc[0])}: one row per key")
-            self.meta_index = pd.Index(keys)
-        meta_vals = {n: self._values(to.meta, n, to.sep, to.flag_groups) for n in meta_names}
+        self.bag_side = {n: _side_of(to.meta, n, to.flag_groups) for n in to.multicat_names}  # None: in the frame itself
+        self.side_index = {on: _side_index(to.meta, on) for on in set(self.bag_side.values())-{None}}
+        side_vals = {n: self._values(to.meta[on], n, to.sep, to.flag_groups) for n,on in self.bag_side.items() if on}
         self.multicat_classes = {}
         for n in to.multicat_names:
-            vals = [meta_vals[n]] if n in meta_vals else []
+            vals = [side_vals[n]] if n in side_vals else []
             if _in_cols(to.items, n, to.flag_groups): vals.append(self._values(to.items, n, to.sep, to.flag_groups))
             self.multicat_classes[n] = BagVocab(pd.concat(vals) if vals else pd.Series([], dtype=str))
-        self.meta_bags = {n: encode_bags(v, len(to.meta), self.multicat_classes[n]) for n,v in meta_vals.items()}
+        self.side_bags = {n: encode_bags(v, len(to.meta[self.bag_side[n]]), self.multicat_classes[n]) for n,v in side_vals.items()}
 
     def _encode(self, to, n):
         "Bag ids of column `n` of `to`, and the `Bags` they point into"
-        vocab,own = self.multicat_classes[n],_in_cols(to.items, n, to.flag_groups)
-        vals = self._values(to.items, n, to.sep, to.flag_groups) if own else None
-        if n not in self.meta_bags: return np.arange(len(to)),encode_bags(vals, len(to), vocab)
-        if to.meta_on not in to.items.columns:
-            raise KeyError(f"column '{to.meta_on}' (to join '{n}' from `meta`) not found; columns present: {list(to.items.columns)}")
-        meta_bags = self.meta_bags[n]
-        pos = self.meta_index.get_indexer(to.items[to.meta_on])
-        ids = np.where(pos<0, len(meta_bags), pos)  # unknown keys get the `#na#` bag just after the side table's
-        table = [meta_bags, Bags.na()]
+        vocab,on = self.multicat_classes[n],self.bag_side[n]
+        vals = self._values(to.items, n, to.sep, to.flag_groups) if _in_cols(to.items, n, to.flag_groups) else None
+        if on is None: return np.arange(len(to)),encode_bags(vals, len(to), vocab)
+        if on not in to.items.columns:
+            raise KeyError(f"column '{on}' (to join '{n}' from its side table) not found; columns present: {list(to.items.columns)}")
+        side = self.side_bags[n]
+        pos = self.side_index[on].get_indexer(to.items[on])
+        ids = np.where(pos<0, len(side), pos)  # unknown keys get the `#na#` bag just after the side table's
+        table = [side, Bags.na()]
         if vals is not None and len(vals):  # rows carrying their own list use it
             rows,inv = np.unique(vals.index.to_numpy(), return_inverse=True)
-            ids[rows] = len(meta_bags)+1+np.arange(len(rows))
+            ids[rows] = len(side)+1+np.arange(len(rows))
             table.append(encode_bags(pd.Series(vals.to_numpy(), index=inv), len(rows), vocab))
         return ids,Bags.cat(table)
 
@@ -294,7 +322,7 @@ class MultiCategorify(TabularProc):
 
     def __getitem__(self, k): return self.multicat_classes[k]
 
-# %% ../nbs/00_core.ipynb #930ded52
+# %% ../nbs/00_core.ipynb #778fbf1b
 class TensorBag(TensorBase):
     "Vocabulary indices of one bag (0 is padding)"
     pass
@@ -315,7 +343,7 @@ class MultiCatEncode(DisplayedTransform):
     def encodes(self, o): return TensorBag(encode_bags(cell_values(pd.Series([o], dtype=object), self.sep), 1, self.vocab).values)
     def decodes(self, o:TensorBag): return MultiCatList(decode_bags(Bags.from_padded(o[None]), self.vocab)[0], sep=self.sep)
 
-# %% ../nbs/00_core.ipynb #a04c1317
+# %% ../nbs/00_core.ipynb #565b101d
 def pad_bags(samples):
     "`before_batch`: pad each `TensorBag` of `samples` with 0 to the longest at its position"
     lens = {i: max(len(s[i]) for s in samples) for i,o in enumerate(samples[0]) if isinstance(o, TensorBag)}

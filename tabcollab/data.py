@@ -163,12 +163,13 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
     def from_df(cls,
         ratings:pd.DataFrame, # One row per rating
         items:pd.DataFrame=None, # Item metadata, one row per item, joined on `item_name`
+        users:pd.DataFrame=None, # User metadata, one row per user, joined on `user_name`
         user_name:str=None, # User column (default: the first)
         item_name:str=None, # Item column (default: the second)
         rating_name:str=None, # Rating column (default: the third)
-        multicat_names:list=None, # List-valued columns, in `items` or in `ratings`
-        cat_names:list=None, # Extra categorical columns of `ratings`
-        cont_names:list=None, # Continuous columns of `ratings`
+        multicat_names:list=None, # List-valued columns, in `items`, `users` or `ratings`
+        cat_names:list=None, # Extra categorical columns, in `ratings`, `users` or `items`
+        cont_names:list=None, # Continuous columns, in `ratings`, `users` or `items`
         valid_idx:list=None, # Row positions of the validation set (default: a random `valid_pct`)
         valid_pct:float=0.2, # Share of rows for validation when `valid_idx` is not given
         seed:int=None, # Seed of the random split
@@ -182,8 +183,9 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         if missing: raise KeyError(f"column(s) {missing} not found in ratings; columns present: {list(ratings.columns)}")
         if len(ratings)==0: raise ValueError("ratings is empty")
         ratings = ratings.assign(**{rating_name: _numeric_ratings(ratings[rating_name], rating_name)})
-        if items is not None and item_name not in items.columns:
-            raise KeyError(f"item column '{item_name}' not found in items; columns present: {list(items.columns)}")
+        meta = {k: t for k,t in [(item_name, items), (user_name, users)] if t is not None}
+        for (k,t),what in zip(meta.items(), ['items','users'] if items is not None else ['users']):
+            if k not in t.columns: raise KeyError(f"column '{k}' not found in {what}; columns present: {list(t.columns)}")
         flags = kwargs.get('flag_groups') or {}
         used = [user_name, item_name, rating_name, *L(cat_names), *L(cont_names),
                 *[c for n in L(multicat_names) for c in flags.get(n, [n])]]
@@ -191,8 +193,7 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         return super().from_df(ratings, procs=[Categorify, MultiCategorify, FillMissing, Normalize],
                                cat_names=[user_name, item_name, *L(cat_names)], cont_names=cont_names,
                                y_names=rating_name, y_block=TransformBlock(), multicat_names=multicat_names,
-                               meta=items, meta_on=item_name if items is not None else None,
-                               valid_idx=valid_idx, valid_pct=valid_pct, seed=seed, bs=bs, **kwargs)
+                               meta=meta, valid_idx=valid_idx, valid_pct=valid_pct, seed=seed, bs=bs, **kwargs)
 
 # %% ../nbs/01_data.ipynb #81ffcee2
 TabularCollabMultiCat._dbunch_type = CollabMultiCatDataLoaders

@@ -10,7 +10,7 @@ __all__ = ['component_extremes']
 # %% ../nbs/06_interpret.ipynb #c986c6a9
 from fastai.tabular.all import *
 from .core import *
-from .core import _in_cols
+from .core import _side_of
 from .data import *
 from .models import *
 import matplotlib.pyplot as plt
@@ -33,10 +33,13 @@ def _user_code(ds, user):
 def _rows(ds, users, items):
     "A frame of (user, item) rows to process, other input columns missing (`#na#`) unless joined from `items`"
     df = pd.DataFrame({ds.cat_names[0]: users, ds.cat_names[1]: items})
-    for n in ds.cat_names[2:]: df[n] = np.nan
-    for n in ds.cont_names: df[n] = 0.
+    joined = lambda n: _side_of(ds.meta, n, ds.flag_groups) is not None
+    for n in ds.cat_names[2:]:
+        if not joined(n): df[n] = np.nan
+    for n in ds.cont_names:
+        if not joined(n): df[n] = 0.
     for n in ds.multicat_names:
-        if not _in_cols(ds.meta, n, ds.flag_groups): df[n] = None
+        if not joined(n): df[n] = None
     return df
 
 def _batch(learn, df):
@@ -53,11 +56,12 @@ def items_frame(self:Learner, user=None) -> tuple:
     user = ifnone(user, ds.classes[ds.cat_names[0]][1])
     b = _batch(self, _rows(ds, [user]*len(ids), ids))
     df = pd.DataFrame({'item': ids})
-    if ds.meta is not None and 'title' in ds.meta.columns:
-        pos = pd.Index(ds.meta[ds.meta_on]).get_indexer(ids)
-        df['title'] = np.where(pos>=0, ds.meta['title'].to_numpy()[pos], None)
+    items = ds.meta.get(ds.cat_names[1])
+    if items is not None and 'title' in items.columns:
+        pos = pd.Index(items[ds.cat_names[1]]).get_indexer(ids)
+        df['title'] = np.where(pos>=0, items['title'].to_numpy()[pos], None)
     for j,n in enumerate(ds.multicat_names):
-        if _in_cols(ds.meta, n, ds.flag_groups):
+        if _side_of(ds.meta, n, ds.flag_groups)==ds.cat_names[1]:
             df[n] = decode_bags(Bags.from_padded(b[2+j].cpu()), ds.multicat_classes[n]).to_numpy()
     return df,b
 

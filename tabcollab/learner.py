@@ -10,6 +10,7 @@ __all__ = ['COLLAB_LR', 'COLLAB_WD', 'rating_range', 'collab_multicat_learner', 
 # %% ../nbs/04_learner.ipynb #a1272463
 from fastai.tabular.all import *
 from .core import *
+from .core import _side_of
 from .data import *
 from .models import *
 
@@ -25,8 +26,8 @@ def rating_range(dls, pad:float=0.5) -> tuple:
 def _item_side(dls, item_features=None):
     "Positions of the item-side categorical and multi-category columns of `dls`"
     ds = dls.train_ds
-    item_features = set(L(item_features))
-    if ds.meta is not None: item_features |= {n for n in ds.multicat_names if n in ds.meta.columns or n in ds.flag_groups}
+    item_features = set(L(item_features)) | {n for n in ds.multicat_names+ds.cat_names[2:]
+                                             if _side_of(ds.meta, n, ds.flag_groups)==ds.cat_names[1]}
     cats = [1] + [i for i,n in enumerate(ds.cat_names) if i>1 and n in item_features]
     return cats,[i for i,n in enumerate(ds.multicat_names) if n in item_features]
 

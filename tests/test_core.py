@@ -148,7 +148,7 @@ def test_meta_join_unknown_item_and_row_override():
 
 def test_meta_needs_unique_keys():
     items = pd.DataFrame({'item': [10,10], 'genres': ['A','B']})
-    with pytest.raises(ValueError, match="several rows for item=10"):
+    with pytest.raises(ValueError, match="side table joined on .item. has several rows for item=10"):
         TabularMultiCat(pd.DataFrame({'item': [10], 'y': [1.]}), [MultiCategorify], cat_names=['item'], y_names='y',
                         multicat_names=['genres'], meta=items, meta_on='item')
 

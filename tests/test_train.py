@@ -120,3 +120,27 @@ def test_movielens_100k_loads(ml100k):
     assert len(items) == 1682 and list(items.columns) == ['item','title','genres']
     assert items.genres.map(len).between(0, 6).all()
     assert (items.genres.map(len) == 0).sum() == 2  # the two movies flagged only 'unknown'
+
+
+def test_user_side_table_joins_demographics_and_a_bag(small_ml):
+    "A user table gives categorical, continuous and list columns, joined at training and at prediction time"
+    ratings,items = small_ml
+    uids = np.sort(ratings.user.unique())
+    rng = np.random.default_rng(0)
+    users = pd.DataFrame({'user': uids, 'age': rng.integers(18, 70, len(uids)).astype(float),
+                          'gender': rng.choice(['F','M'], len(uids)),
+                          'rated': [list(ratings.item[ratings.user==u].astype(str)[:20]) for u in uids]})
+    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, users=users, multicat_names=['genres','rated'],
+                                            cat_names=['gender'], cont_names=['age'], valid_pct=0.2, seed=0)
+    learn = collab_multicat_learner(dls)
+    assert learn.model.item_cats == {1} and learn.model.item_bags == {0}    # genres with the item, the rest with the user
+    quiet_fit(learn, 1)
+    u = int(uids[0])
+    dl = learn.dls.test_dl(pd.DataFrame({'user': [u, -5], 'item': [int(ratings.item[0])]*2}))
+    cats,conts,genres,rated = dl.one_batch()
+    assert dls.classes['gender'][int(cats[0,2])] == users.gender[0] and cats[1,2] == 0      # unknown user: #na#
+    norm = dls.train_ds.procs.normalize
+    assert np.isclose(float(conts[0,0])*norm.stds['age']+norm.means['age'], users.age[0], atol=1e-3)
+    assert (rated[0]>1).sum() == len(set(users.rated[0])) and rated[1].tolist()[0] == 1
+    _,pred,_ = learn.predict(pd.Series({'user': u, 'item': int(ratings.item[0])}))
+    assert 0.5 <= float(pred) <= 5.5
