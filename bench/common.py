@@ -1,5 +1,6 @@
 "Shared pieces of the benchmark scripts: MovieLens 100K splits, fastai baselines, timing and tables"
-import argparse, json, time
+import argparse, json, os, time
+import fastai
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.tabular.all import *

@@ -6,7 +6,7 @@ Docs: https://tabcollab.github.io/tabcollab/data.html.md"""
 
 # %% auto #0
 __all__ = ['MultiCatDataLoader', 'show_results', 'show_batch', 'TabularMultiCatDataLoaders', 'TabularCollabMultiCat',
-           'CollabMultiCatDataLoaders']
+           'CollabMultiCatDataLoaders', 'count_bucket']
 
 # %% ../nbs/01_data.ipynb #b05cf3c5
 from fastai.tabular.all import *
@@ -155,7 +155,7 @@ class TabularCollabMultiCat(TabularMultiCat):
 
 TabularCollabMultiCat._dl_type = MultiCatDataLoader
 
-# %% ../nbs/01_data.ipynb #c7f08526
+# %% ../nbs/01_data.ipynb #81ffcee2
 class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
     "`DataLoaders` for collaborative filtering with list-valued item metadata"
     @classmethod
@@ -174,6 +174,7 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         valid_pct:float=0.2, # Share of rows for validation when `valid_idx` is not given
         seed:int=None, # Seed of the random split
         bs:int=64, # Batch size
+        n_ratings:bool=True, # Add each item's number of training ratings (`n_ratings`, bucketed) as an item feature
         **kwargs
     ):
         "Create `DataLoaders` from `ratings` and the list-valued metadata of `items`"
@@ -183,6 +184,8 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         if missing: raise KeyError(f"column(s) {missing} not found in ratings; columns present: {list(ratings.columns)}")
         if len(ratings)==0: raise ValueError("ratings is empty")
         ratings = ratings.assign(**{rating_name: _numeric_ratings(ratings[rating_name], rating_name)})
+        train_idx,valid_idx = _splits(len(ratings), valid_idx, valid_pct, seed)
+        if n_ratings: items,cat_names = _with_n_ratings(items, ratings[item_name], train_idx),[*L(cat_names), 'n_ratings']
         meta = {k: t for k,t in [(item_name, items), (user_name, users)] if t is not None}
         for (k,t),what in zip(meta.items(), ['items','users'] if items is not None else ['users']):
             if k not in t.columns: raise KeyError(f"column '{k}' not found in {what}; columns present: {list(t.columns)}")
@@ -193,13 +196,32 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         return super().from_df(ratings, procs=[Categorify, MultiCategorify, FillMissing, Normalize],
                                cat_names=[user_name, item_name, *L(cat_names)], cont_names=cont_names,
                                y_names=rating_name, y_block=TransformBlock(), multicat_names=multicat_names,
-                               meta=meta, valid_idx=valid_idx, valid_pct=valid_pct, seed=seed, bs=bs, **kwargs)
+                               meta=meta, valid_idx=valid_idx, bs=bs, **kwargs)
 
-# %% ../nbs/01_data.ipynb #81ffcee2
+# %% ../nbs/01_data.ipynb #75db8091
+def count_bucket(n) -> pd.Series:
+    "Counts as power-of-two buckets, '1', '2-3', '4-7', ...; 0 or missing gives None (`#na#`)"
+    n = pd.Series(n, dtype='float64').fillna(0).to_numpy()
+    k = np.floor(np.log2(np.maximum(n, 1))).astype(int)
+    lo,hi = (2**k).astype(str),(2**(k+1)-1).astype(str)
+    return pd.Series(np.where(n>0, np.where(k==0, lo, np.char.add(np.char.add(lo, '-'), hi)), None), dtype=object)
+
+def _with_n_ratings(items, item_col, train_idx):
+    "The item table (one row per item of `items` or of the ratings) with the bucketed count of training ratings"
+    name = item_col.name
+    ids = pd.Index(pd.unique(item_col))
+    side = pd.DataFrame({name: ids}) if items is None else items
+    if 'n_ratings' in side.columns: raise ValueError("items already has a column 'n_ratings': pass n_ratings=False")
+    extra = ids.difference(side[name])
+    if len(extra): side = pd.concat([side, pd.DataFrame({name: extra})], ignore_index=True)
+    counts = item_col.iloc[train_idx].value_counts()
+    return side.assign(n_ratings=count_bucket(side[name].map(counts)).to_numpy())
+
+# %% ../nbs/01_data.ipynb #bc866c19
 TabularCollabMultiCat._dbunch_type = CollabMultiCatDataLoaders
 CollabMultiCatDataLoaders._to_type = TabularCollabMultiCat
 
-# %% ../nbs/01_data.ipynb #75db8091
+# %% ../nbs/01_data.ipynb #cdb39cca
 def _numeric_ratings(col, name):
     "`col` as float32 ratings, or a clear error on missing or non-numeric ones"
     num = pd.to_numeric(col, errors='coerce')

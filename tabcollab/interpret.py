@@ -256,8 +256,9 @@ def _explain_dot(m, b, ds):
     u,_ = m.towers(x_cat, *bags)
     rows = [('user bias', 0., float(u[0,-1]))]
     for i in sorted(m.item_cats):
-        e = m.embeds[i](x_cat[:,i])[0]
-        rows.append((f'{ds.cat_names[i]} id', float(u[0,:-1]@e[:-1]), float(e[-1])))
+        e,n = m.embeds[i](x_cat[:,i])[0],ds.cat_names[i]
+        label = f'{n} id' if i==1 else f'{n}: {ds.classes[n][int(x_cat[0,i])]}'
+        rows.append((label, float(u[0,:-1]@e[:-1]), float(e[-1])))
     for j,(emb,bag) in enumerate(zip(m.bag_embeds, bags)):
         if j not in m.item_bags: continue
         if emb.mode=='max': raise ValueError("'max' pooling does not split into per-value contributions")

@@ -43,6 +43,7 @@ def collab_multicat_learner(
     y_range:tuple=None, # Output range (default: `rating_range(dls)`)
     bag_mode:str='mean', # Pooling of the multi-category embeddings: 'mean', 'sum' or 'max'
     item_features:list=None, # Extra columns to put on the item side of the dot-product model
+    item_dropout:float=0.1, # Share of training rows whose item id (and `n_ratings`) is hidden, to learn cold-start predictions
     loss_func=None, # Default: `MSELossFlat()`
     lr:float=COLLAB_LR, # Default learning rate of `fit_one_cycle` and friends
     wd:float=COLLAB_WD, # Default weight decay
@@ -59,7 +60,8 @@ def collab_multicat_learner(
         item_cats,item_bags = _item_side(dls, item_features)
         model = MultiCatDotBias(n_factors, [len(dls.classes[n]) for n in dls.cat_names],
                                 [len(dls.multicat_classes[n]) for n in dls.multicat_names], item_cats=item_cats,
-                                item_bags=item_bags, n_cont=len(dls.cont_names), y_range=y_range, bag_mode=bag_mode)
+                                item_bags=item_bags, n_cont=len(dls.cont_names), y_range=y_range, bag_mode=bag_mode,
+                                item_dropout=item_dropout)
     return TabularLearner(dls, model, loss_func=ifnone(loss_func, MSELossFlat()), lr=lr, wd=wd,
                           metrics=ifnone(metrics, rmse), **kwargs)
 

@@ -91,8 +91,8 @@ def test_show_batch_and_results_print_genres_as_text(trained, monkeypatch):
     learn.dls.show_batch(max_n=3)
     with learn.no_bar(): learn.show_results(max_n=4)
     batch,results = shown
-    assert list(batch.columns) == ['user','item','genres','rating'] and len(batch) == 3
-    assert list(results.columns) == ['user','item','genres','rating','rating_pred'] and len(results) == 4
+    assert list(batch.columns) == ['user','item','n_ratings','genres','rating'] and len(batch) == 3
+    assert list(results.columns) == ['user','item','n_ratings','genres','rating','rating_pred'] and len(results) == 4
     vocab = set(learn.dls.multicat_classes['genres'])
     for df in shown:
         assert df.genres.map(lambda s: isinstance(s, str) and all(g in vocab for g in s.split('|') if g)).all()
@@ -133,7 +133,8 @@ def test_user_side_table_joins_demographics_and_a_bag(small_ml):
     dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, users=users, multicat_names=['genres','rated'],
                                             cat_names=['gender'], cont_names=['age'], valid_pct=0.2, seed=0)
     learn = collab_multicat_learner(dls)
-    assert learn.model.item_cats == {1} and learn.model.item_bags == {0}    # genres with the item, the rest with the user
+    item_cats = {1, dls.cat_names.index('n_ratings')}
+    assert learn.model.item_cats == item_cats and learn.model.item_bags == {0}    # genres with the item, the rest with the user
     quiet_fit(learn, 1)
     u = int(uids[0])
     dl = learn.dls.test_dl(pd.DataFrame({'user': [u, -5], 'item': [int(ratings.item[0])]*2}))
