@@ -162,12 +162,7 @@ def main():
     (out/'accuracy.md').write_text(md)
     (out/'accuracy.json').write_text(json.dumps({'splits': splits, 'models': results, 'strict_cold_start': strict,
                                                   'held_out_items': n_held, 'env': env}, indent=1))
-    if args.docs:
-        docs = Path(__file__).parents[1]/'nbs'/'benchmarks.md'
-        text = docs.read_text() if docs.exists() else ''
-        start,end = '<!-- accuracy: start -->','<!-- accuracy: end -->'
-        block = f'{start}\n{md}\n{end}'
-        docs.write_text(text.split(start)[0] + block + text.split(end)[1] if start in text else text + '\n' + block + '\n')
+    if args.docs: write_docs_block('accuracy', md)
     print(md)
 
 

@@ -53,3 +53,12 @@ def markdown_table(rows, cols):
     fmt = lambda v: f'{v:.4f}' if isinstance(v, float) else str(v)
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '|'.join(['---']*len(cols)) + '|']
     return '\n'.join(lines + ['| ' + ' | '.join(fmt(r.get(c, '')) for c in cols) + ' |' for r in rows])
+
+
+def write_docs_block(name, md):
+    "Put `md` between the `<!-- name: start/end -->` markers of nbs/benchmarks.md (appended when absent)"
+    docs = Path(__file__).parents[1]/'nbs'/'benchmarks.md'
+    text = docs.read_text()
+    start,end = f'<!-- {name}: start -->',f'<!-- {name}: end -->'
+    block = f'{start}\n{md}\n{end}'
+    docs.write_text(text.split(start)[0] + block + text.split(end)[1] if start in text else text.rstrip('\n') + '\n\n' + block + '\n')

@@ -145,3 +145,27 @@ def test_user_side_table_joins_demographics_and_a_bag(small_ml):
     assert (rated[0]>1).sum() == len(set(users.rated[0])) and rated[1].tolist()[0] == 1
     _,pred,_ = learn.predict(pd.Series({'user': u, 'item': int(ratings.item[0])}))
     assert 0.5 <= float(pred) <= 5.5
+
+
+def test_lean_dispatch_calls_every_callback_like_fastai(small_ml):
+    "MultiCatLearner's cached dispatch fires the same events, in the same order, as fastai's Learner"
+    from fastai.learner import Learner
+    from fastai.callback.core import Callback
+    ratings,items = small_ml
+    class Log(Callback):
+        order = 5
+        def __init__(self): self.seen = []
+        def before_epoch(self): self.seen.append('before_epoch')
+        def before_batch(self): self.seen.append('before_batch')
+        def after_loss(self): self.seen.append('after_loss')
+        def after_step(self): self.seen.append('after_step')
+        def after_batch(self): self.seen.append('after_batch')
+    logs = []
+    for cls in (Learner, None):
+        dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.2, seed=0, bs=512)
+        learn = collab_multicat_learner(dls)
+        if cls is not None: learn.__class__ = type('PlainLearner', (cls,), {'predict': learn.predict})
+        log = Log()
+        with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=log)   # a callback added for one fit only
+        logs.append(log.seen)
+    assert logs[0] == logs[1] and logs[0].count('after_step') == len(dls.train)
