@@ -218,8 +218,9 @@ class TabularMultiCat(TabularPandas):
         self.n_train = len(df)
         if splits is not None: df,self.n_train = _train_first(df, splits)
         if reduce_memory: df = df.astype(df_shrink_dtypes(df, skip=self._list_cols(df)))  # `df_shrink` fails on list cells
-        super().__init__(df, procs, cat_names, cont_names, y_names, do_setup=do_setup, inplace=inplace or splits is not None,
-                         reduce_memory=False, **kwargs)
+        # No deep copy (`inplace=True`): pandas' copy-on-write already keeps the caller's frame (and the parent of a
+        # subset) untouched, and copies of ML-25M-sized frames cost gigabytes
+        super().__init__(df, procs, cat_names, cont_names, y_names, do_setup=do_setup, inplace=True, reduce_memory=False, **kwargs)
         self.split = self.n_train
 
     def _list_cols(self, df):
@@ -295,12 +296,12 @@ class MultiCategorify(TabularProc):
         "Bag ids of column `n` of `to`, and the `Bags` they point into"
         vocab,on = self.multicat_classes[n],self.bag_side[n]
         vals = self._values(to.items, n, to.sep, to.flag_groups) if _in_cols(to.items, n, to.flag_groups) else None
-        if on is None: return np.arange(len(to)),encode_bags(vals, len(to), vocab)
+        if on is None: return np.arange(len(to), dtype=np.int32 if len(to)<2**31 else np.int64),encode_bags(vals, len(to), vocab)
         if on not in to.items.columns:
             raise KeyError(f"column '{on}' (to join '{n}' from its side table) not found; columns present: {list(to.items.columns)}")
         side = self.side_bags[n]
         pos = self.side_index[on].get_indexer(to.items[on])
-        ids = np.where(pos<0, len(side), pos)  # unknown keys get the `#na#` bag just after the side table's
+        ids = np.where(pos<0, len(side), pos).astype(np.int32)  # unknown keys: the `#na#` bag just after the side table's
         table = [side, Bags.na()]
         if vals is not None and len(vals):  # rows carrying their own list use it
             rows,inv = np.unique(vals.index.to_numpy(), return_inverse=True)
