@@ -9,3 +9,4 @@ from .movielens import *
 from .learner import *
 from .baselines import *
 from .interpret import *
+from .distributed import *
