@@ -10,3 +10,4 @@ from .learner import *
 from .baselines import *
 from .interpret import *
 from .distributed import *
+from .save import *

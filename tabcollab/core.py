@@ -241,9 +241,12 @@ class TabularMultiCat(TabularPandas):
 
     def _check_cols(self, df, cat_names, cont_names):
         "Raise a `KeyError` naming any input column missing from `df` (and the side tables)"
-        missing = [c for c in L(cat_names)+L(cont_names) if c not in df.columns]
-        missing += [n for n in self.multicat_names
-                    if not (_in_cols(df, n, self.flag_groups) or _side_of(self.meta, n, self.flag_groups) is not None)]
+        made = {f'{n}_na' for n in L(cont_names)}  # `FillMissing` adds these
+        wanted = [c for c in L(cat_names)+L(cont_names) if c not in df.columns and c not in made]
+        wanted += [n for n in self.multicat_names if not _in_cols(df, n, self.flag_groups)]
+        # a column a side table holds is missing only if its key is: name the key
+        missing = list(dict.fromkeys(ifnone(_side_of(self.meta, c, self.flag_groups), c) for c in wanted))
+        missing = [c for c in missing if c not in df.columns]
         if missing: raise KeyError(f"column(s) {missing} not found; columns present: {list(df.columns)}" +
                                    ''.join(f", in the side table on '{on}': {list(t.columns)}" for on,t in self.meta.items()))
 

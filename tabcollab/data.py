@@ -118,6 +118,7 @@ class TabularMultiCatDataLoaders(TabularDataLoaders):
         **kwargs
     ):
         "Create `TabularMultiCatDataLoaders` from `df`"
+        if len(df)==0: raise ValueError("the frame is empty: nothing to train on")
         procs = ifnone(procs, [Categorify, MultiCategorify, FillMissing, Normalize])
         tkw = {k: kwargs.pop(k) for k in ['sep','flag_groups','meta','meta_on','inplace','reduce_memory'] if k in kwargs}
         to = cls._to_type(df, procs, cat_names, cont_names, y_names, multicat_names=multicat_names, y_block=y_block,
@@ -189,12 +190,12 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         if missing: raise KeyError(f"column(s) {missing} not found in ratings; columns present: {list(ratings.columns)}")
         if len(ratings)==0: raise ValueError("ratings is empty")
         ratings = ratings.assign(**{rating_name: _numeric_ratings(ratings[rating_name], rating_name)})
+        for k,t,what in [(item_name, items, 'items'), (user_name, users, 'users')]:
+            if t is not None and k not in t.columns: raise KeyError(f"column '{k}' not found in {what}; columns present: {list(t.columns)}")
         train_idx,valid_idx = _splits(len(ratings), valid_idx, valid_pct, seed)
         if n_ratings: items,cat_names = _with_n_ratings(items, ratings[item_name], train_idx),[*L(cat_names), 'n_ratings']
         del train_idx  # `from_df` below derives it again from `valid_idx`: no need to hold two
         meta = {k: t for k,t in [(item_name, items), (user_name, users)] if t is not None}
-        for (k,t),what in zip(meta.items(), ['items','users'] if items is not None else ['users']):
-            if k not in t.columns: raise KeyError(f"column '{k}' not found in {what}; columns present: {list(t.columns)}")
         flags = kwargs.get('flag_groups') or {}
         used = [user_name, item_name, rating_name, *L(cat_names), *L(cont_names),
                 *[c for n in L(multicat_names) for c in flags.get(n, [n])]]
@@ -232,6 +233,8 @@ def _numeric_ratings(col, name):
     "`col` as float32 ratings, or a clear error on missing or non-numeric ones"
     num = pd.to_numeric(col, errors='coerce')
     bad = col[num.isna()]
-    if len(bad): raise ValueError(f"rating column '{name}' holds {len(bad)} missing or non-numeric value(s), "
-                                  f"e.g. {bad.iloc[0]!r} at row {col.index.get_loc(bad.index[0])}")
+    if len(bad):
+        ex = 'a missing value' if pd.isna(bad.iloc[0]) else repr(bad.iloc[0])
+        raise ValueError(f"rating column '{name}' holds {len(bad)} missing or non-numeric value(s), "
+                         f"e.g. {ex} at row {col.index.get_loc(bad.index[0])}")
     return num.astype(np.float32)

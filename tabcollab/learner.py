@@ -103,6 +103,9 @@ def collab_multicat_learner(
     **kwargs
 ):
     "A `Learner` for collaborative filtering with list-valued item metadata (genres, tags)"
+    lo,hi = rating_range(dls, pad=0)
+    if y_range is not None and not (y_range[0] < lo and hi < y_range[1]):
+        raise ValueError(f"ratings run from {lo} to {hi}, outside y_range={tuple(y_range)}: the model could never predict them")
     y_range = ifnone(y_range, rating_range(dls))
     if use_nn:
         model = TabularMultiCatModel(get_emb_sz(dls.train_ds, emb_szs), len(dls.cont_names), 1, ifnone(layers, [n_factors]),

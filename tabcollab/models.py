@@ -58,6 +58,8 @@ class TabularMultiCatModel(TabularModel):
         super().__init__(list(emb_szs)+list(bag_szs), n_cont, out_sz, layers, **kwargs)  # sizes the first layer for both
         self.embeds = self.embeds[:len(emb_szs)]
         self.bag_embeds = nn.ModuleList([MultiHotEmbedding(ni, nf, mode=bag_mode) for ni,nf in bag_szs])
+        self.config = dict(emb_szs=list(emb_szs), n_cont=n_cont, out_sz=out_sz, layers=list(layers), bag_szs=list(bag_szs),
+                           bag_mode=bag_mode, **kwargs)  # what `save_tabcollab` writes to rebuild the model
 
     def forward(self, x_cat, x_cont=None, *bags):
         x = [e(x_cat[:,i]) for i,e in enumerate(self.embeds)] + [e(b) for e,b in zip(self.bag_embeds, bags)]
@@ -91,6 +93,9 @@ class MultiCatDotBias(Module):
     ):
         store_attr('n_factors,y_range,item_dropout')
         self.item_cats,self.item_bags = set(item_cats),set(range(len(bag_szs)) if item_bags is None else item_bags)
+        self.config = dict(n_factors=n_factors, cat_szs=list(cat_szs), bag_szs=list(bag_szs), item_cats=sorted(self.item_cats),
+                           item_bags=sorted(self.item_bags), n_cont=n_cont, y_range=y_range, bag_mode=bag_mode,
+                           item_dropout=item_dropout)  # what `save_tabcollab` writes to rebuild the model
         self.embeds = nn.ModuleList([Embedding(n, n_factors+1) for n in cat_szs])  # the last column is the bias
         self.bag_embeds = nn.ModuleList([MultiHotEmbedding(n, n_factors+1, mode=bag_mode) for n in bag_szs])
         self.cont = nn.Linear(n_cont, 1) if n_cont else None
