@@ -120,13 +120,13 @@ def report(results, splits, cold, n_held, n_rows, env):
         row = {'model': name, **{k: r['rmse'][k] for k in splits}, 'mean ± sd': f'{np.mean(per):.4f} ± {np.std(per, ddof=1) if len(per)>1 else 0:.4f}',
                'cold subset': f"{np.mean([r['cold'][k] for k in splits]):.4f}", 'fit (s)': f"{np.mean([r['fit_s'][k] for k in splits]):.1f}"}
         rows.append(row)
-    md = [f"## MovieLens 100K, official splits\n",
+    md = [f"### MovieLens 100K, official splits\n",
           f"RMSE on uN.test after training on uN.base; every learner `fit_one_cycle({EPOCHS})`, seed {SEED}. "
           "fastai's models use `n_factors=50, y_range=(0,5.5)` and `fit_one_cycle(5, 5e-3, wd=0.1)`; tabcollab's default "
           f"is `collab_multicat_learner(dls).fit_one_cycle(5)`; tabcollab best: {BEST}. Cold subset: test rows whose item has "
           "at most 5 ratings in the training split (mean over the splits). Fit time: mean seconds per split.\n",
           markdown_table(rows, ['model', *splits, 'mean ± sd', 'cold subset', 'fit (s)']),
-          f"\n## Strict cold start\n",
+          f"\n### Strict cold start\n",
           f"10% of the items ({n_held}, seed {SEED}) held out entirely: trained on the other ratings, RMSE on all {n_rows:,} "
           "ratings of the held-out items. fastai can only give them its `#na#` embedding; tabcollab uses their genres.\n",
           markdown_table([{'model': k, 'RMSE': v['rmse']} for k,v in cold.items()], ['model','RMSE']),

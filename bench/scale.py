@@ -93,7 +93,7 @@ def main():
         rows += [{'': f'one training epoch, default learner (s)', 'fastai CollabDataLoaders (ids only)': '', 'tabcollab (genres included)': f"{tc['epoch_s']:.0f}"},
                  {'': 'training (rows/s)', 'fastai CollabDataLoaders (ids only)': '', 'tabcollab (genres included)': f"{tc['epoch_rows_per_s']:,.0f}"}]
     env = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, fastai {fastai.__version__}"
-    md = '\n'.join([f"## Scale: {shape['n_ratings']:,} ratings, {shape['n_users']:,} users, {shape['n_items']:,} items\n",
+    md = '\n'.join([f"### Scale: {shape['n_ratings']:,} ratings, {shape['n_users']:,} users, {shape['n_items']:,} items\n",
                     f"`synthetic_movielens` at ML-25M's shape (generated in {gen_s:.0f}s), `valid_pct=0.1`, bs={args.bs}. Each "
                     "library measured in a fresh process that first loads the frame.\n",
                     markdown_table(rows, ['', 'fastai CollabDataLoaders (ids only)', 'tabcollab (genres included)']), f"\n_{env}_\n"])

@@ -70,7 +70,7 @@ def main():
         rows.append({'bs': bs, 'loop': '**tabcollab / raw loop**', 'epoch (s)': f'{tc/raw:.2f}'})
         print(f'bs={bs}: fastai {fa:.2f}s  tabcollab {tc:.2f}s  raw {raw:.2f}s  ratios {tc/fa:.2f} {tc/raw:.2f}', flush=True)
     env = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, fastai {fastai.__version__}"
-    md = '\n'.join([f"## Training speed, MovieLens 100K u1 ({n_train:,} training rows)\n",
+    md = '\n'.join([f"### Training speed, MovieLens 100K u1 ({n_train:,} training rows)\n",
                     "One training epoch (validation excluded) after a warm-up epoch. The raw loop indexes the same pre-built "
                     "tensors with `torch.optim.Adam` and no fastai.\n",
                     markdown_table(rows, ['bs','loop','epoch (s)','samples/s','ms/batch']), f"\n_{env}_\n"])

@@ -6,7 +6,7 @@ Docs: https://tabcollab.github.io/tabcollab/core.html.md"""
 
 # %% auto #0
 __all__ = ['BAG_PAD', 'BAG_NA', 'Bags', 'cell_values', 'flag_values', 'BagVocab', 'encode_bags', 'decode_bags', 'TabularMultiCat',
-           'MultiCategorify', 'TensorBag', 'MultiCatList', 'MultiCatEncode', 'pad_bags', 'show_batch', 'MultiCatBlock']
+           'MultiCategorify', 'TensorBag', 'MultiCatList', 'MultiCatEncode', 'pad_bags', 'MultiCatBlock']
 
 # %% ../nbs/00_core.ipynb #f5c0a959
 from fastai.tabular.all import *
@@ -68,7 +68,7 @@ class Bags:
 
     def __repr__(self): return f'{type(self).__name__}({len(self)} bags, {len(self.values)} values)'
 
-# %% ../nbs/00_core.ipynb #8f3ea91c
+# %% ../nbs/00_core.ipynb #a207418e
 _list_types = (list,tuple,set,frozenset,np.ndarray,pd.Series,dict)
 
 def _show(v): return repr(v.item() if isinstance(v, np.generic) else v)
@@ -102,7 +102,7 @@ def _clean(vals):
     vals = vals[vals.notna()].astype(str).str.strip()
     return vals[vals.str.len()>0]
 
-# %% ../nbs/00_core.ipynb #ee5f3438
+# %% ../nbs/00_core.ipynb #70d91bc5
 def cell_values(col:pd.Series, sep:str='|', name:str=None) -> pd.Series:
     "One stripped string per (row position, value) of `col`, whose cells are lists or `sep`-separated strings"
     name = ifnone(name, col.name)
@@ -115,7 +115,7 @@ def cell_values(col:pd.Series, sep:str='|', name:str=None) -> pd.Series:
     _check_values(vals, name)
     return _clean(vals)
 
-# %% ../nbs/00_core.ipynb #c511f897
+# %% ../nbs/00_core.ipynb #69f6187f
 def flag_values(df:pd.DataFrame, cols:list, name:str=None) -> pd.Series:
     "One value (the column name) per (row position, set flag) of the 0/1 columns `cols` of `df`"
     missing = [c for c in cols if c not in df.columns]
@@ -129,7 +129,7 @@ def flag_values(df:pd.DataFrame, cols:list, name:str=None) -> pd.Series:
     rows,idx = np.nonzero(num.fillna(0).to_numpy())
     return _clean(pd.Series(np.asarray(cols, dtype=object)[idx], index=rows))
 
-# %% ../nbs/00_core.ipynb #b2797955
+# %% ../nbs/00_core.ipynb #72e5db2c
 class BagVocab(CategoryMap):
     "A `CategoryMap` for bag values: 0 is padding, 1 is `#na#`, then the values, matched stripped and case-insensitively"
     def __init__(self, values:pd.Series):
@@ -144,7 +144,7 @@ class BagVocab(CategoryMap):
         codes = self.keys.get_indexer(values.str.casefold())
         return np.where(codes<0, 1, codes+2)
 
-# %% ../nbs/00_core.ipynb #a9920ac4
+# %% ../nbs/00_core.ipynb #ec9cea46
 def encode_bags(vals:pd.Series, n:int, vocab:BagVocab) -> Bags:
     "Encode (row position, value) pairs `vals` into `n` bags: sorted, duplicates once, `[#na#]` where a row has none"
     rows,codes = vals.index.to_numpy(np.int64),vocab.encode(vals)
@@ -156,7 +156,7 @@ def encode_bags(vals:pd.Series, n:int, vocab:BagVocab) -> Bags:
     keep[1:] = (rows[1:]!=rows[:-1]) | (codes[1:]!=codes[:-1])
     return Bags.from_rows(rows[keep], codes[keep], n)
 
-# %% ../nbs/00_core.ipynb #c5fdcc45
+# %% ../nbs/00_core.ipynb #941f1318
 def decode_bags(bags:Bags, vocab:BagVocab) -> pd.Series:
     "The list of values of each bag (a bag holding only `#na#` gives an empty list)"
     vals,lens = bags.values.numpy(),bags.lengths.numpy()
@@ -165,7 +165,7 @@ def decode_bags(bags:Bags, vocab:BagVocab) -> pd.Series:
     res = [list(n[k]) for n,k in zip(np.split(names, cuts), np.split(keep, cuts))] if len(bags) else []
     return pd.Series(res, dtype=object)
 
-# %% ../nbs/00_core.ipynb #b971d378
+# %% ../nbs/00_core.ipynb #a61aeff8
 def _in_cols(df, name, flag_groups):
     "Is the multi-category column `name` (a list column or a flag group) in `df`?"
     if df is None: return False
@@ -199,7 +199,7 @@ def _train_first(df, splits):
             raise IndexError(f"split index {s.max() if s.max()>=len(df) else s.min()} is out of range for a frame of {len(df)} rows")
     return df.iloc[np.concatenate(idxs)],len(idxs[0])
 
-# %% ../nbs/00_core.ipynb #05c02c98
+# %% ../nbs/00_core.ipynb #8ab08e03
 class TabularMultiCat(TabularPandas):
     "A `TabularPandas` that also holds list-valued columns `multicat_names`, encoded by `MultiCategorify` into bags"
     def __init__(self, df, procs=None, cat_names=None, cont_names=None, y_names=None,
@@ -274,7 +274,7 @@ class TabularMultiCat(TabularPandas):
         for n in self.multicat_names: df[n] = df[n].map(self.sep.join)
         display_df(df)
 
-# %% ../nbs/00_core.ipynb #8ab08e03
+# %% ../nbs/00_core.ipynb #b1f364d6
 class MultiCategorify(TabularProc):
     "Encode the list-valued columns `to.multicat_names` as bags of vocabulary indices (0 padding, 1 `#na#`)"
     order = 0 # Before `Categorify`: the joins with the side tables use the raw ids
@@ -326,7 +326,7 @@ class MultiCategorify(TabularProc):
 
     def __getitem__(self, k): return self.multicat_classes[k]
 
-# %% ../nbs/00_core.ipynb #778fbf1b
+# %% ../nbs/00_core.ipynb #811dfe39
 class TensorBag(TensorBase):
     "Vocabulary indices of one bag (0 is padding)"
     pass
@@ -347,19 +347,11 @@ class MultiCatEncode(DisplayedTransform):
     def encodes(self, o): return TensorBag(encode_bags(cell_values(pd.Series([o], dtype=object), self.sep), 1, self.vocab).values)
     def decodes(self, o:TensorBag): return MultiCatList(decode_bags(Bags.from_padded(o[None]), self.vocab)[0], sep=self.sep)
 
-# %% ../nbs/00_core.ipynb #565b101d
+# %% ../nbs/00_core.ipynb #59f5b5e6
 def pad_bags(samples):
     "`before_batch`: pad each `TensorBag` of `samples` with 0 to the longest at its position"
     lens = {i: max(len(s[i]) for s in samples) for i,o in enumerate(samples[0]) if isinstance(o, TensorBag)}
     return [tuple(F.pad(o, (0, lens[i]-len(o))) if i in lens else o for i,o in enumerate(s)) for s in samples]
-
-@dispatch
-def show_batch(x:TensorBag, y, samples, ctxs=None, max_n=10, **kwargs):
-    "Show the bags of a batch (and their targets) as rows of a table"
-    if ctxs is None: ctxs = get_empty_df(min(len(samples), max_n))
-    ctxs = get_show_batch_func(object)(x, y, samples, max_n=max_n, ctxs=ctxs, **kwargs)
-    display_df(pd.DataFrame(ctxs))
-    return ctxs
 
 def MultiCatBlock(
     vocab:list=None, # Values to use; by default the ones met in the training items
@@ -368,3 +360,12 @@ def MultiCatBlock(
     "`TransformBlock` for list-valued inputs: each cell becomes a `TensorBag`, padded per batch"
     return TransformBlock(type_tfms=MultiCatEncode(vocab=None if vocab is None else BagVocab(pd.Series(list(vocab), dtype=str)), sep=sep),
                           dls_kwargs={'before_batch': pad_bags})
+
+# %% ../nbs/00_core.ipynb #4d1f1d3f
+@dispatch
+def show_batch(x:TensorBag, y, samples, ctxs=None, max_n=10, **kwargs):
+    "Show the bags of a batch (and their targets) as rows of a table"
+    if ctxs is None: ctxs = get_empty_df(min(len(samples), max_n))
+    ctxs = get_show_batch_func(object)(x, y, samples, max_n=max_n, ctxs=ctxs, **kwargs)
+    display_df(pd.DataFrame(ctxs))
+    return ctxs

@@ -33,7 +33,7 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         if self.mode=='mean': w = w/w.sum(1, keepdim=True).clamp_min(1e-12)
         return F.embedding_bag(bags, self.weight, per_sample_weights=w, mode='sum', padding_idx=0)
 
-# %% ../nbs/02_models.ipynb #b9e5ec79
+# %% ../nbs/02_models.ipynb #f59bf6ad
 def get_bag_sz(
     to:TabularMultiCat, # Processed data (or `DataLoaders`)
     sz_dict:dict=None # {column: size} to override `emb_sz_rule`
@@ -42,7 +42,7 @@ def get_bag_sz(
     sz_dict = ifnone(sz_dict, {})
     return [(len(to.multicat_classes[n]), sz_dict.get(n, emb_sz_rule(len(to.multicat_classes[n])))) for n in to.multicat_names]
 
-# %% ../nbs/02_models.ipynb #86deda6f
+# %% ../nbs/02_models.ipynb #256236d1
 class TabularMultiCatModel(TabularModel):
     "`TabularModel` taking padded bags (one per multi-category column) after the categorical and continuous inputs"
     @delegates(TabularModel.__init__)
@@ -69,7 +69,7 @@ class TabularMultiCatModel(TabularModel):
             x = x_cont if x is None else torch.cat([x, x_cont], 1)
         return self.layers(x)
 
-# %% ../nbs/02_models.ipynb #96a773a6
+# %% ../nbs/02_models.ipynb #9a05e819
 def drop_ids(x_cat:Tensor, cols:list, p:float) -> Tensor:
     "A copy of `x_cat` where, in each row with probability `p`, the codes of columns `cols` are replaced by 0 (`#na#`)"
     x_cat = x_cat.clone()
@@ -77,7 +77,7 @@ def drop_ids(x_cat:Tensor, cols:list, p:float) -> Tensor:
     x_cat[rows[:,None] & torch.isin(torch.arange(x_cat.shape[1], device=x_cat.device), torch.tensor(L(cols), device=x_cat.device))] = 0
     return x_cat
 
-# %% ../nbs/02_models.ipynb #76affd57
+# %% ../nbs/02_models.ipynb #d3c39670
 class MultiCatDotBias(Module):
     "Dot product of a user and an item vector, each the sum of its side's id, categorical and bag embeddings, plus biases"
     def __init__(self,

@@ -8,7 +8,7 @@ TEST_COMMAND = 'nbdev-test && pytest tests/'
 
 def test_readme_is_generated_from_index():
     res = subprocess.run([sys.executable, 'tools/make_readme.py', '--check'], cwd=root)
-    assert res.returncode == 0, "README.md differs from nbs/index.ipynb: run `python tools/make_readme.py`"
+    assert res.returncode == 0, "README.md or CONTRIBUTING.md differ from nbs/: run `python tools/make_readme.py`"
 
 
 def test_ci_runs_the_readme_test_command():

@@ -1,7 +1,8 @@
-"""Write README.md from nbs/index.ipynb (what `nbdev-readme` does, without Quarto).
+"""Write README.md from nbs/index.ipynb (what `nbdev-readme` does, without Quarto), and CONTRIBUTING.md from
+nbs/contributing.md.
 
-    python tools/make_readme.py          # write README.md
-    python tools/make_readme.py --check  # exit 1 if README.md differs
+    python tools/make_readme.py          # write both
+    python tools/make_readme.py --check  # exit 1 if either differs
 """
 import json, re, sys
 from pathlib import Path
@@ -21,6 +22,13 @@ def _text(o):
     return ''
 
 
+REPO_PAGES = {'contributing.html': 'CONTRIBUTING.md', 'benchmarks.html': 'nbs/benchmarks.md'}
+
+def _repo_links(md):
+    "Links to pages of the documentation site, as files of the repository where it has them (the README is read on GitHub)"
+    return re.sub(r'\]\(([a-z_]+\.html)\)', lambda m: f"]({REPO_PAGES.get(m.group(1), m.group(1))})", md)
+
+
 def render(nb_path=root/'nbs'/'index.ipynb') -> str:
     "README text of the notebook: markdown cells, visible code cells and their outputs"
     parts = []
@@ -30,7 +38,7 @@ def render(nb_path=root/'nbs'/'index.ipynb') -> str:
         if re.search(r'\b(hide|exec_doc)\b', dirs): continue
         body = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
         if c['cell_type']=='markdown':
-            parts.append(body)
+            parts.append(_repo_links(body))
             if not parts[1:] and body.startswith('# '): parts.append(WARNING)
         elif body:
             parts.append(f"```python\n{body}\n```")
@@ -38,7 +46,15 @@ def render(nb_path=root/'nbs'/'index.ipynb') -> str:
     return '\n\n'.join(parts) + '\n'
 
 
+def contributing(md=root/'nbs'/'contributing.md') -> str:
+    "CONTRIBUTING.md: the contributing page, its front matter as a title"
+    text = Path(md).read_text()
+    fm,body = text[3:].split('\n---', 1)
+    title = re.search(r'^title:\s*(.*)$', fm, flags=re.M).group(1).strip()
+    return f"# {title}\n\n<!-- Generated from nbs/contributing.md (python tools/make_readme.py) -->\n" + body.replace('](benchmarks.html)', '](nbs/benchmarks.md)')
+
+
 if __name__ == '__main__':
-    text,readme = render(),root/'README.md'
-    if '--check' in sys.argv: sys.exit(0 if readme.exists() and readme.read_text()==text else 1)
-    readme.write_text(text)
+    outputs = {root/'README.md': render(), root/'CONTRIBUTING.md': contributing()}
+    if '--check' in sys.argv: sys.exit(0 if all(p.exists() and p.read_text()==t for p,t in outputs.items()) else 1)
+    for p,t in outputs.items(): p.write_text(t)
