@@ -84,7 +84,7 @@ def _check_cells(col, split, name, sep):
               f"'A{sep}B' strings or missing values, or is declared as a group of 0/1 flag columns")
     other = col[col.notna() & split.isna()]
     if len(other)==0: return
-    ok = other.map(lambda o: isinstance(o, _list_types) and not isinstance(o, dict)) | other.map(_is_scalar)
+    ok = other.map(lambda o: (isinstance(o, _list_types) and not isinstance(o, dict)) or _is_scalar(o))
     if not ok.all(): _fail(name, other.index[~ok][0], other[~ok].iloc[0], "is not a list, a string or a missing value")
 
 def _is_scalar(o):
@@ -209,7 +209,9 @@ class TabularMultiCat(TabularPandas):
                  meta:pd.DataFrame|dict=None, # Side table (one row per `meta_on` key), or {key column: side table}
                  meta_on:str=None, # Column of `df` (and `meta`) to join a single `meta` frame on
                  bags:dict=None, # Encoded `Bags` per multi-category column (set by `MultiCategorify`)
-                 splits=None, do_setup=True, inplace=False, reduce_memory=True, **kwargs):
+                 splits=None, do_setup=True,
+                 inplace=False, # Accepted as fastai does; frames are never deep-copied (pandas' copy-on-write protects them)
+                 reduce_memory=True, **kwargs):
         self.sep,self.meta = sep,_side_dict(meta, meta_on)
         self.multicat_names,self.flag_groups,self.bags = L(multicat_names),ifnone(flag_groups, {}),dict(ifnone(bags, {}))
         if do_setup:
@@ -230,13 +232,14 @@ class TabularMultiCat(TabularPandas):
 
     def _join(self, df, names):
         "`df` with the columns `names` it lacks joined from the side tables that have them"
-        new = {}
+        new,pos = {},{}
         for n in names:
             on = None if n in df.columns else _side_of(self.meta, n, {})
             if on is None or on not in df.columns: continue
-            pos,col = _side_index(self.meta, on).get_indexer(df[on]),self.meta[on][n]
+            if on not in pos: pos[on] = _side_index(self.meta, on).get_indexer(df[on])  # once per key column
+            col = self.meta[on][n]
             fill = col.median() if pd.api.types.is_numeric_dtype(col) else np.nan  # unknown keys: the median, or `#na#`
-            new[n] = pd.Series(col.to_numpy()[pos.clip(0)], index=df.index).where(pos>=0, fill)
+            new[n] = pd.Series(col.to_numpy()[pos[on].clip(0)], index=df.index).where(pos[on]>=0, fill)
         return df.assign(**new) if new else df
 
     def _check_cols(self, df, cat_names, cont_names):

@@ -95,8 +95,8 @@ def collab_multicat_learner(
     y_range:tuple=None, # Output range (default: `rating_range(dls)`)
     bag_mode:str='mean', # Pooling of the multi-category embeddings: 'mean', 'sum' or 'max'
     item_features:list=None, # Extra columns to put on the item side of the dot-product model
-    item_dropout:float=0.1, # Share of training rows whose item id (and `n_ratings`) is hidden, to learn cold-start predictions
-    loss_func=None, # Default: `MSELossFlat()`
+    item_dropout:float=0.1, # Dot-product model: share of training rows whose item id (and `n_ratings`) is hidden, for cold start
+    loss_func=None, # Default: `MSELossPlain()` (`MSELossFlat` on plain tensors)
     lr:float=COLLAB_LR, # Default learning rate of `fit_one_cycle` and friends
     wd:float=COLLAB_WD, # Default weight decay
     metrics=None, # Default: `rmse`

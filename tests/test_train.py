@@ -152,7 +152,7 @@ def test_lean_dispatch_calls_every_callback_like_fastai(small_ml):
     from fastai.learner import Learner
     from fastai.callback.core import Callback
     ratings,items = small_ml
-    class Log(Callback):
+    class EventLog(Callback):
         order = 5
         def __init__(self): self.seen = []
         def before_epoch(self): self.seen.append('before_epoch')
@@ -165,7 +165,7 @@ def test_lean_dispatch_calls_every_callback_like_fastai(small_ml):
         dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.2, seed=0, bs=512)
         learn = collab_multicat_learner(dls)
         if cls is not None: learn.__class__ = type('PlainLearner', (cls,), {'predict': learn.predict})
-        log = Log()
+        log = EventLog()
         with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=log)   # a callback added for one fit only
         logs.append(log.seen)
     assert logs[0] == logs[1] and logs[0].count('after_step') == len(dls.train)
