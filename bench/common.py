@@ -21,11 +21,9 @@ def ml100k(path=None):
 
 
 def official_split(path, k='u1'):
-    "Ratings of `uN.base` then `uN.test` in one frame, and the row positions of `uN.test`"
-    cols = ['user','item','rating','timestamp']
-    base,test = [pd.read_csv(path/f'{k}.{s}', sep='\t', names=cols) for s in ('base','test')]
-    df = pd.concat([base, test], ignore_index=True).astype({'rating': 'float32'})
-    return df,np.arange(len(base), len(df))
+    "Ratings of `uN.base` then `uN.test` in one frame (ratings as float32), and the row positions of `uN.test`"
+    df,valid_idx = ml100k_split(path, k)
+    return df.astype({'rating': 'float32'}),valid_idx
 
 
 def fastai_collab_dls(df, valid_idx, bs=64, user='user', item='item', rating='rating'):
@@ -35,7 +33,7 @@ def fastai_collab_dls(df, valid_idx, bs=64, user='user', item='item', rating='ra
     return to.dataloaders(bs=bs)
 
 
-def rmse(preds, targs): return float(((preds.flatten().float()-targs.flatten().float())**2).mean().sqrt())
+rmse = rmse_of
 
 
 def fit_and_score(learn, fit, seed=42):
