@@ -25,11 +25,7 @@ class DistributedMultiCatDL(DistributedDL):
         per = self.n_padded//self.world_size
         return idxs[self.rank*per:(self.rank+1)*per]
 
-    def sample(self):
-        "Batches of indices of this rank's slice"
-        chunks = self._DataLoader__idxs.split(self.bs)
-        if self.drop_last and len(chunks) and len(chunks[-1])<self.bs: chunks = chunks[:-1]
-        return iter(chunks)
+    sample = MultiCatDataLoader.sample  # batches of indices of this rank's slice (there, `num_workers` is 1 and `offs` 0)
 
 # %% ../nbs/09_distributed.ipynb #d87263a8
 _fastai_wrap_dl = DistributedTrainer._wrap_dl

@@ -85,8 +85,7 @@ def _learner_state(learn):
     m,loss,opt = learn.model,learn.loss_func,learn.opt_func
     if type(m).__name__ not in _MODELS or not hasattr(m, 'config'):
         raise TypeError(f"save_tabcollab does not know the model {type(m).__name__}: use learn.export() for this learner")
-    names = {type(loss).__name__: loss} if type(loss).__name__ in _LOSSES else {}
-    if not names: raise TypeError(f"save_tabcollab does not know the loss {loss!r}: use learn.export() for this learner")
+    if type(loss).__name__ not in _LOSSES: raise TypeError(f"save_tabcollab does not know the loss {loss!r}: use learn.export() for this learner")
     mets = [getattr(o, 'func', o) for o in learn.metrics]
     met_names = [k for o in mets for k,v in _METRICS.items() if getattr(v, 'func', v) is o or v is o]
     if len(met_names)!=len(mets): raise TypeError("save_tabcollab saves only the metrics rmse, mae and accuracy: use learn.export()")
@@ -143,7 +142,7 @@ def _read(path):
     try: return json.loads(meta['config']),tensors
     except json.JSONDecodeError as e: raise TabCollabFileError(f"{path}: its configuration is not valid JSON ({e})") from None
 
-def _template_row(cfg, ds_type):
+def _template_row(cfg):
     "One raw row with every input column (those the side tables provide excepted), for a first pass through the loaders"
     d,procs = cfg['data'],{p['type']: p for p in cfg['data']['procs']}
     joined = lambda n: any(n in cols or (n in d['flag_groups'] and all(c in cols for c in d['flag_groups'][n])) for cols in d['meta'].values())
@@ -174,15 +173,14 @@ def load_tabcollab(
     if ds_type is TabularCollabMultiCat:
         extra = dict(rated=tensors['collab.rated'].numpy(),
                      item_stats=pd.DataFrame({'count': tensors['collab.count'].numpy(), 'mean_rating': tensors['collab.mean_rating'].numpy()}))
-    to = ds_type(_template_row(cfg, ds_type), procs=[_proc(p, tensors, meta) for p in d['procs']], cat_names=d['cat_names'],
+    to = ds_type(_template_row(cfg), procs=[_proc(p, tensors, meta) for p in d['procs']], cat_names=d['cat_names'],
                  cont_names=d['cont_names'], y_names=d['y_names'], multicat_names=d['multicat_names'], sep=d['sep'],
                  flag_groups=d['flag_groups'], meta=meta, y_block=TransformBlock(), do_setup=False, reduce_memory=False, **extra)
     to.process()
     dls = to.dataloaders(bs=d['bs'], shuffle=False, drop_last=False)
     dls = dls.new_empty()
     args = lc['args']
-    if lc['model']=='MultiCatDotBias' and args.get('y_range') is not None: args['y_range'] = tuple(args['y_range'])
-    if lc['model']=='TabularMultiCatModel': args['y_range'] = tuple(args['y_range']) if args.get('y_range') else None
+    if args.get('y_range') is not None: args['y_range'] = tuple(args['y_range'])  # JSON gave a list
     model = _MODELS[lc['model']](**args)
     model.load_state_dict({k[6:]: v for k,v in tensors.items() if k.startswith('model.')})
     return MultiCatLearner(dls, model, loss_func=_LOSSES[lc['loss']](), metrics=[_METRICS[m] for m in lc['metrics']],
