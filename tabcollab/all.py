@@ -9,5 +9,6 @@ from .movielens import *
 from .learner import *
 from .baselines import *
 from .interpret import *
+from .metrics import *
 from .distributed import *
 from .save import *
