@@ -90,6 +90,40 @@ def test_tutorial_plots_are_images_that_load(site, browser):
     page.close()
 
 
+# HTML source that shows as text: tags, closing tags, attributes, escaped brackets
+MARKUP = re.compile(r'<(?:table|thead|tbody|tr|th|td|div|span|p|progress|style|img|br)\b|</[a-zA-Z]|\b(?:class|style)="|&lt;|&gt;')
+
+
+def test_no_page_shows_html_source(site, browser):
+    "Outputs saved as HTML (fastprogress tables, dataframes) render as HTML, never as their source in a code block"
+    base,out = site
+    bad = {}
+    for name in pages(out):
+        page,_ = visit(browser, f'{base}/{name}')
+        text = page.inner_text('article')
+        hits = [text[max(0, m.start()-30):m.end()+30].replace('\n', ' ') for m in MARKUP.finditer(text)]
+        if hits: bad[name] = (len(hits), hits[:3])
+        page.close()
+    assert not bad, bad
+
+
+@pytest.mark.parametrize('name', ['index', 'tutorial_movielens', 'learner', 'cli'])
+def test_training_tables_render_as_tables(site, browser, name):
+    "`fit_one_cycle`'s progress tables are real tables, one row an epoch; `lr_find`'s empty progress output is gone"
+    page,_ = visit(browser, f'{site[0]}/{name}.html')
+    tables = page.locator('article table.fastprogress')
+    assert tables.count() >= 1, name
+    for i in range(tables.count()):
+        hdr = [h.strip() for h in tables.nth(i).locator('thead th').all_inner_texts()]
+        assert hdr[:3] == ['epoch', 'train_loss', 'valid_loss'] and hdr[-1] == 'time', (name, hdr)
+        rows = tables.nth(i).locator('tbody tr').evaluate_all('els => els.map(e => e.querySelectorAll("td").length)')
+        assert rows and all(n == len(hdr) for n in rows), (name, hdr, rows)
+    empty = page.eval_on_selector_all('article .cell_output > .output.text_html',
+                                      'els => els.filter(e => !e.innerText.trim() && !e.querySelector("img,svg,table")).length')
+    assert empty == 0, f'{name}: {empty} empty HTML outputs'
+    page.close()
+
+
 def test_search_finds_embeddingbag(site, browser):
     page,problems = visit(browser, f'{site[0]}/search.html?q=EmbeddingBag')
     page.wait_for_selector('ul.search li', timeout=20_000)
@@ -119,7 +153,7 @@ def test_links_between_pages_resolve(site, browser):
 
 
 def test_screenshots(site, browser):
-    "Screenshots of the home and API pages, in $TABCOLLAB_SCREENSHOTS (default: a temporary folder)"
+    "Screenshots of the home and API pages and the tutorial's training table, in $TABCOLLAB_SCREENSHOTS (default: a temp folder)"
     dest = Path(os.environ.get('TABCOLLAB_SCREENSHOTS') or tempfile.mkdtemp())
     dest.mkdir(parents=True, exist_ok=True)
     for name in ['index', 'api']:
@@ -127,3 +161,8 @@ def test_screenshots(site, browser):
         page.screenshot(path=str(dest/f'{name}.png'))
         assert (dest/f'{name}.png').stat().st_size > 10_000
         page.close()
+    page,_ = visit(browser, f'{site[0]}/tutorial_movielens.html')
+    cell = page.locator('article .cell', has=page.locator('table.fastprogress')).first  # the training cell and its table
+    cell.screenshot(path=str(dest/'tutorial_training.png'))
+    assert (dest/'tutorial_training.png').stat().st_size > 5_000
+    page.close()

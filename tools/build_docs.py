@@ -61,6 +61,25 @@ def _heading(title, description):
     return f"# {title}\n\n" + (f"*{description}*\n" if description else '')
 
 
+# fastprogress's leftovers in saved outputs: an empty `<div></div>` (`lr_find`), or a bar with its label
+PROGRESS = re.compile(r'\s*(?:<div>\s*)*(?:<progress\b[^>]*>\s*</progress>[^<]*)?(?:</div>\s*)*')
+HTML_FENCE = re.compile(r'\s*```html\n.*```\s*', re.S)
+
+def convert_output(o:dict, doc_url:str):
+    "A saved output as myst-nb should render it, or `None` where it shows nothing"
+    d = o.get('data')
+    if d is None: return o
+    text = lambda k: ''.join(d[k]) if k in d else None      # nbformat stores text as a list of lines
+    html,md = text('text/html'),text('text/markdown')
+    if html is not None and PROGRESS.fullmatch(html): return None
+    # fasthtml components (fastprogress's tables) also offer their HTML source as markdown, in a code block: keep the HTML
+    if html is not None and md is not None and HTML_FENCE.fullmatch(md):
+        return {**o, 'data': {k:v for k,v in d.items() if k!='text/markdown'}}
+    if md is not None:                                        # show_doc: nbdev's markdown, alone
+        return {**o, 'data': {'text/markdown': re.sub(r'^---$', '<hr>', fix_markdown(md, doc_url), flags=re.M)}}
+    return o
+
+
 def convert_notebook(nb:dict, doc_url:str) -> dict:
     "A notebook processed by nbdev, made ready for myst-nb"
     cells = []
@@ -75,9 +94,7 @@ def convert_notebook(nb:dict, doc_url:str) -> dict:
             c['source'] = '\n'.join(l for l in lines if not l.startswith('#|'))
             tags = c.setdefault('metadata', {}).setdefault('tags', [])
             if any(re.search(r'echo:\s*false', d) for d in dirs): tags.append('remove-input')
-            for o in c.get('outputs', []):
-                md = o.get('data', {}).get('text/markdown')
-                if md: o['data'] = {'text/markdown': re.sub(r'^---$', '<hr>', fix_markdown(''.join(md), doc_url), flags=re.M)}
+            c['outputs'] = [o for o in (convert_output(o, doc_url) for o in c.get('outputs', [])) if o is not None]
         keys = ['cell_type','metadata','source'] + (['execution_count','outputs'] if c['cell_type']=='code' else ['attachments'])
         c['metadata'] = {k: v for k,v in c.get('metadata', {}).items() if k=='tags'}
         cells.append({'id': f'cell{len(cells)}', **{k: c[k] for k in keys if k in c}})  # nbformat's fields only, with ids
@@ -110,6 +127,13 @@ def api_page(doc_url:str) -> str:
             entries += [f"### [{name}]({link})" if link else f"### {name}", "", f"```python\n{sig}\n```", "", doc, ""]
         if entries: out += [f"## {mod}", "", *entries]
     return '\n'.join(out)
+
+
+# Tables in notebook outputs (dataframes, fastprogress's training tables), in furo's colours (light and dark)
+OUTPUT_CSS = """div.cell_output table { border-collapse: collapse; margin: .5em 0; font-size: .9em; }
+div.cell_output table th, div.cell_output table td { padding: .3em .8em; border: 1px solid var(--color-background-border); }
+div.cell_output table thead tr, div.cell_output table tbody tr:nth-of-type(even) { background: var(--color-background-secondary); }
+"""
 
 
 def toctree(names):
@@ -154,6 +178,8 @@ def build(out:Path=root/'_site', quiet=True) -> Path:
     index['cells'].append({'id': 'toctree', 'cell_type': 'markdown', 'metadata': {}, 'source': toctree(order)})
     (src/'index.ipynb').write_text(json.dumps(index))
     for f in ['conf.py', 'favicon.svg']: shutil.copy(root/'tools'/'docs'/f, src/f)
+    (src/'_static').mkdir()
+    (src/'_static'/'tabcollab.css').write_text(OUTPUT_CSS)
     if out.exists(): shutil.rmtree(out)
     cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-W', '--keep-going', '-q' if quiet else '-v', str(src), str(out)]
     subprocess.run(cmd, check=True)

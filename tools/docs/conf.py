@@ -12,3 +12,5 @@ html_show_sourcelink = False
 exclude_patterns = ['_build', '**.ipynb_checkpoints']
 myst_all_links_external = True            # links are nbdev's `page.html#symbol`: already right in the built site
 html_favicon = 'favicon.svg'
+html_static_path = ['_static']           # tabcollab.css, written by build_docs.py: tables in outputs
+html_css_files = ['tabcollab.css']
