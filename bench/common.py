@@ -53,10 +53,18 @@ def markdown_table(rows, cols):
     return '\n'.join(lines + ['| ' + ' | '.join(fmt(r.get(c, '')) for c in cols) + ' |' for r in rows])
 
 
-def write_docs_block(name, md):
-    "Put `md` between the `<!-- name: start/end -->` markers of nbs/benchmarks.md (appended when absent)"
-    docs = Path(__file__).parents[1]/'nbs'/'benchmarks.md'
-    text = docs.read_text()
+def with_docs_block(text, name, md, section='', before=None):
+    "`text` with `md` between its `<!-- name: start/end -->` markers; when absent, `section` + the block go before `before`"
     start,end = f'<!-- {name}: start -->',f'<!-- {name}: end -->'
     block = f'{start}\n{md}\n{end}'
-    docs.write_text(text.split(start)[0] + block + text.split(end)[1] if start in text else text.rstrip('\n') + '\n\n' + block + '\n')
+    if start in text: return text.split(start)[0] + block + text.split(end)[1]
+    if before and before in text:
+        head,tail = text.split(before, 1)
+        return head + section + block + '\n\n' + before + tail
+    return text.rstrip('\n') + '\n\n' + section + block + '\n'
+
+
+def write_docs_block(name, md, section='', before=None):
+    "Put `md` between the `<!-- name: start/end -->` markers of nbs/benchmarks.md (added with `section` when absent)"
+    docs = Path(__file__).parents[1]/'nbs'/'benchmarks.md'
+    docs.write_text(with_docs_block(docs.read_text(), name, md, section, before))
