@@ -5,10 +5,11 @@ from fastai.collab import *
 from .core import *
 from .data import *
 from .models import *
+from .metrics import *
+from .ranking import *
 from .movielens import *
 from .learner import *
 from .baselines import *
 from .interpret import *
-from .metrics import *
 from .distributed import *
 from .save import *

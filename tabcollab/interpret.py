@@ -13,6 +13,8 @@ from .core import *
 from .core import _side_of
 from .data import *
 from .models import *
+from .ranking import *
+from .learner import CollabMultiCatLearner
 import matplotlib.pyplot as plt
 
 # %% ../nbs/06_interpret.ipynb #ebaa3c16
@@ -22,22 +24,32 @@ def _collab_ds(learn):
         raise TypeError("this needs a learner trained on `CollabMultiCatDataLoaders` (`collab_multicat_learner`)")
     return ds
 
-def _user_code(ds, user):
-    "Code of the raw user id `user`, or a clear error"
-    code = ds.classes[ds.cat_names[0]].o2i.get(user)
-    if code is None or code==0:
-        users = ds.classes[ds.cat_names[0]]
-        raise KeyError(f"user {user!r} is not among the model's {len(users)-1} users (e.g. {', '.join(map(str, users[1:4]))}, ...)")
-    return code
+def _user_codes(ds, users) -> np.ndarray:
+    "Codes of the raw user ids `users` (None: every user), or a clear error naming the first unknown one"
+    if users is None: return np.arange(1, ds.n_users)
+    known = ds.classes[ds.roles.user]
+    codes = np.array([known.o2i.get(u, 0) for u in users], dtype=np.int64)
+    if (codes==0).any():
+        bad = list(users)[int(np.flatnonzero(codes==0)[0])]
+        raise KeyError(f"user {bad!r} is not among the model's {len(known)-1} users (e.g. {', '.join(map(str, known[1:4]))}, ...)")
+    return codes
+
+def _user_code(ds, user): return int(_user_codes(ds, [user])[0])
+
+def _ids(vocab) -> pd.Series:
+    "The ids of `vocab` (a `CategoryMap`, `#na#` left out) as a column: integers as int64, whatever the training frame shrank them to"
+    ids = pd.Series(list(vocab[1:]))
+    return ids.astype(np.int64) if pd.api.types.is_integer_dtype(ids.dtype) else ids
 
 def _rows(ds, users, items):
-    "A frame of (user, item) rows to process, other input columns missing (`#na#`) unless joined from `items`"
-    df = pd.DataFrame({ds.cat_names[0]: users, ds.cat_names[1]: items})
+    "A raw frame of (user, item) rows, other input columns missing (`#na#`) unless a side table has them"
+    df = pd.DataFrame({ds.roles.user: users, ds.roles.item: items})
     joined = lambda n: _side_of(ds.meta, n, ds.flag_groups) is not None
-    for n in ds.cat_names[2:]:
-        if not joined(n): df[n] = np.nan
+    made = {f'{n}_na' for n in ds.cont_names}  # `FillMissing` adds them
+    for n in ds.cat_names:
+        if n not in df and n not in made and not joined(n): df[n] = np.nan
     for n in ds.cont_names:
-        if not joined(n): df[n] = 0.
+        if not joined(n): df[n] = np.nan
     for n in ds.multicat_names:
         if not joined(n): df[n] = None
     return df
@@ -49,59 +61,51 @@ def _batch(learn, df):
 
 # %% ../nbs/06_interpret.ipynb #2c4cfeb7
 @patch
-def items_frame(self:Learner, user=None) -> tuple:
-    "(frame of every item the model knows: item, title, item-side lists; its processed batch, for `user` or the first user)"
+def items_frame(self:CollabMultiCatLearner) -> tuple:
+    "(frame of every item the model knows: id, title, item-side lists; their inputs `(cats, conts, *bags)`)"
     ds = _collab_ds(self)
-    ids = list(ds.classes[ds.cat_names[1]][1:])
-    user = ifnone(user, ds.classes[ds.cat_names[0]][1])
-    b = _batch(self, _rows(ds, [user]*len(ids), ids))
-    df = pd.DataFrame({'item': ids})
-    items = ds.meta.get(ds.cat_names[1])
-    if items is not None and 'title' in items.columns:
-        pos = pd.Index(items[ds.cat_names[1]]).get_indexer(ids)
-        df['title'] = np.where(pos>=0, items['title'].to_numpy()[pos], None)
+    x = ds.side_inputs(torch.arange(1, ds.n_items))
+    r = ds.roles
+    df = pd.DataFrame({r.item: _ids(ds.classes[r.item])})
+    items = ds.meta.get(r.item)
+    if r.title is not None and items is not None:
+        pos = pd.Index(items[r.item]).get_indexer(df[r.item])
+        df[r.title] = np.where(pos>=0, items[r.title].to_numpy()[pos], None)
     for j,n in enumerate(ds.multicat_names):
-        if _side_of(ds.meta, n, ds.flag_groups)==ds.cat_names[1]:
-            df[n] = decode_bags(Bags.from_padded(b[2+j].cpu()), ds.multicat_classes[n]).to_numpy()
-    return df,b
+        if r.side(n)=='item': df[n] = decode_bags(Bags.from_padded(x[2+j]), ds.multicat_classes[n]).to_numpy()
+    df.attrs['title'] = r.title
+    return df,x
 
 # %% ../nbs/06_interpret.ipynb #f01887b8
-def _unbias(w, model):
-    "Vectors and biases (the dot model keeps the bias as the last column)"
-    return (w[:,:-1],w[:,-1]) if isinstance(model, MultiCatDotBias) else (w,None)
-
 def _frame(vecs, bias, index):
     df = pd.DataFrame(to_np(vecs.float()), index=pd.Index(index), columns=[f'f{i}' for i in range(vecs.shape[1])])
     if bias is not None: df['bias'] = to_np(bias.float())
     return df
 
 @patch
-def item_vectors(self:Learner) -> tuple:
-    "(items frame, item vectors, item biases or None): with the dot model the sum over the item's id and genres"
-    frame,b = self.items_frame()
-    m = self.model
-    with torch.no_grad():
-        w = sum(m.side(b[0], b[2:], item=True)) if isinstance(m, MultiCatDotBias) else m.embeds[1](b[0][:,1])
-    v,bias = _unbias(w, m)
+def item_vectors(self:CollabMultiCatLearner) -> tuple:
+    "(items frame, item vectors, item biases or None), as the model defines them (`item_vectors` of its class)"
+    frame,x = self.items_frame()
+    with torch.no_grad(): v,bias = self.model.item_vectors(*to_device((x[0], *x[2:]), self.dls.device))
     return frame,v.cpu(),None if bias is None else bias.cpu()
 
 # %% ../nbs/06_interpret.ipynb #6b2a766b
 @patch
-def embeddings(self:Learner,
+def embeddings(self:CollabMultiCatLearner,
     kind:str='item', # 'user', 'item', or a multi-category (or extra categorical) column such as 'genres'
 ) -> pd.DataFrame: # One row per value, indexed by title (items), id (users) or value; a `bias` column where the model has one
     "The embedding table of `kind`, one row per value (the item rows are the vectors the model uses)"
-    ds,m = _collab_ds(self),self.model
-    if kind=='item':
+    ds,m,r = _collab_ds(self),self.model,_collab_ds(self).roles
+    if kind in ('item', r.item):
         frame,v,bias = self.item_vectors()
-        return _frame(v, bias, frame['title'] if 'title' in frame else frame['item'])
+        return _frame(v, bias, frame[r.title] if r.title in frame else frame[r.item])
     if kind in ds.multicat_names:
         w,voc = m.bag_embeds[ds.multicat_names.index(kind)].weight.detach(),ds.multicat_classes[kind]
-        return _frame(*_unbias(w[2:].cpu(), m), list(voc[2:]))
-    names = ['user', *ds.cat_names[2:]]
-    if kind not in names: raise ValueError(f"kind must be 'user', 'item' or one of {[*ds.cat_names[2:], *ds.multicat_names]}, got {kind!r}")
-    i = 0 if kind=='user' else ds.cat_names.index(kind)
-    return _frame(*_unbias(m.embeds[i].weight.detach()[1:].cpu(), m), list(ds.classes[ds.cat_names[i]][1:]))
+        return _frame(*m.split_bias(w[2:].cpu()), list(voc[2:]))
+    kinds = {'user': r.user, **{n: n for n in ds.cat_names if n!=r.item}}
+    if kind not in kinds: raise ValueError(f"kind must be 'user', 'item' or one of {[*kinds][1:] + list(ds.multicat_names)}, got {kind!r}")
+    i = ds.cat_names.index(kinds[kind])
+    return _frame(*m.split_bias(m.embeds[i].weight.detach()[1:].cpu()), list(ds.classes[kinds[kind]][1:]))
 
 # %% ../nbs/06_interpret.ipynb #593eee99
 def _pca(x, k):
@@ -111,7 +115,7 @@ def _pca(x, k):
     return x@vt[:k].T,vt[:k]
 
 @patch
-def item_pca(self:Learner,
+def item_pca(self:CollabMultiCatLearner,
     n_components:int=3, # Number of components
     min_ratings:int=20, # Keep the items rated more than this many times
 ) -> pd.DataFrame: # item, title, genres..., count, mean_rating, PC1...
@@ -126,6 +130,7 @@ def item_pca(self:Learner,
     res = frame[keep].reset_index(drop=True)
     for i in range(n_components): res[f'PC{i+1}'] = scores[:,i]
     res.attrs['components'] = comps.tolist()  # the principal axes, one row each
+    res.attrs['label'] = ifnone(ds.roles.title, ds.roles.item)  # the column that names the items
     return res
 
 def component_extremes(
@@ -135,12 +140,13 @@ def component_extremes(
 ) -> pd.DataFrame:
     "The `k` items with the highest and the `k` with the lowest values of `component`"
     s = pca.sort_values(component, ascending=False)
-    cols = [c for c in ['title','item'] if c in pca][:1] + [c for c in pca.columns if c not in ('item','title') and not c.startswith('PC')]
+    label = pca.attrs.get('label', pca.columns[0])
+    cols = [label] + [c for c in pca.columns[1:] if c!=label and not c.startswith('PC')]
     return pd.concat([s.head(k).assign(end='top'), s.tail(k)[::-1].assign(end='bottom')])[['end', *cols, component]].reset_index(drop=True)
 
 # %% ../nbs/06_interpret.ipynb #8a63112d
 @patch
-def plot_item_pca(self:Learner,
+def plot_item_pca(self:CollabMultiCatLearner,
     x:str='PC1', y:str='PC2', # Components on the axes
     min_ratings:int=20, # Items rated more than this many times
     n_labels:int=40, # Label this many items: the most rated ones
@@ -150,7 +156,7 @@ def plot_item_pca(self:Learner,
     pca = self.item_pca(n_components=max(int(x[2:]), int(y[2:])), min_ratings=min_ratings)
     fig,ax = plt.subplots(figsize=figsize)
     ax.scatter(pca[x], pca[y], s=8, alpha=0.4, color='tab:blue')
-    label = pca['title'] if 'title' in pca else pca['item'].astype(str)
+    label = pca[pca.attrs['label']].astype(str)
     top = pca['count'].nlargest(n_labels).index
     ax.scatter(pca[x][top], pca[y][top], s=14, color='tab:red')
     for i in top: ax.annotate(str(label[i]), (pca[x][i], pca[y][i]), xytext=(3,3), textcoords='offset points', fontsize=8)
@@ -158,7 +164,7 @@ def plot_item_pca(self:Learner,
     return fig,ax
 
 @patch
-def plot_embedding_heatmap(self:Learner,
+def plot_embedding_heatmap(self:CollabMultiCatLearner,
     kind:str='item', # What to show, as in `Learner.embeddings`
     n:int=20, # The first `n` rows (for items: the most rated)
     figsize=(12,8),
@@ -174,7 +180,7 @@ def plot_embedding_heatmap(self:Learner,
     return fig,ax
 
 @patch
-def plot_genre_map(self:Learner,
+def plot_genre_map(self:CollabMultiCatLearner,
     col:str=None, # Multi-category column (default: the first)
     figsize=(8,8),
 ) -> tuple:
@@ -196,14 +202,15 @@ def _cosine(v, i):
     return v@v[i]
 
 def _item_pos(frame, item):
-    "Row of `item` (an id, or else a title) in the items frame"
-    hits = np.flatnonzero(frame['item'].to_numpy()==item)
-    if not len(hits) and 'title' in frame: hits = np.flatnonzero(frame['title'].to_numpy()==item)
+    "Row of `item` (an id, or else a title) in the items frame (its first column is the id, its second the title if any)"
+    hits = np.flatnonzero(frame.iloc[:,0].to_numpy()==item)
+    if not len(hits) and frame.shape[1]>1 and frame.columns[1]==frame.attrs.get('title'):
+        hits = np.flatnonzero(frame.iloc[:,1].to_numpy()==item)
     if not len(hits): raise KeyError(f"item {item!r} is neither an item id nor a title the model knows")
     return hits[0]
 
 @patch
-def similar_items(self:Learner,
+def similar_items(self:CollabMultiCatLearner,
     item, # An item id, or a title
     n:int=10, # How many
 ) -> pd.DataFrame: # item, title, genres..., similarity
@@ -215,7 +222,7 @@ def similar_items(self:Learner,
     return frame.iloc[order].assign(similarity=sim[order]).reset_index(drop=True)
 
 @patch
-def similar_genres(self:Learner,
+def similar_genres(self:CollabMultiCatLearner,
     value:str, # A value of `col`, e.g. a genre
     n:int=5, # How many
     col:str=None, # Multi-category column (default: the first)
@@ -231,43 +238,40 @@ def similar_genres(self:Learner,
 
 # %% ../nbs/06_interpret.ipynb #13b5ff54
 @patch
-def recommend(self:Learner,
-    user, # A user id the model knows
-    n:int=10, # How many items
-    exclude_seen:bool=True, # Leave out the items the user rated
-) -> pd.DataFrame: # item, title, genres..., predicted
-    "The `n` items with the highest predicted rating for `user`"
+def recommend(self:CollabMultiCatLearner,
+    user=None, # A user id the model knows; a list of them; or None: every user
+    n:int=10, # How many items per user
+    exclude_seen:bool=True, # Leave out the items each user rated (training and validation rows)
+    chunk:int=None, # Users scored at once (default: about 16M scores; memory stays bounded)
+) -> pd.DataFrame: # item, title, genres..., predicted (score for a ranking model); `user` and `rank` first for several users
+    "The `n` best items for `user` (or for each of several users), by predicted rating or ranking score"
     ds = _collab_ds(self)
-    code = _user_code(ds, user)
-    frame,b = self.items_frame(user)
-    self.model.eval()
-    with torch.no_grad(): preds = to_np(self.model(*b).float()).reshape(-1)
-    keep = np.ones(len(frame), bool)
-    if exclude_seen:
-        seen = ds.rated_items(code)
-        keep[seen[seen>0]-1] = False  # code 0 (#na#): validation items the model never saw
-    order = np.flatnonzero(keep)[np.argsort(-preds[keep], kind='stable')][:n]
-    return frame.iloc[order].assign(predicted=preds[order]).reset_index(drop=True)
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n<1: raise ValueError(f"n must be a positive integer, got {n!r}")
+    one = user is not None and not is_listy(user) and not isinstance(user, (np.ndarray, pd.Series, pd.Index))
+    codes = _user_codes(ds, [user] if one else None if user is None else list(user))
+    top,scores = top_items(self.model, ds, codes, n, exclude='seen' if exclude_seen else None, chunk=chunk)
+    frame,_ = self.items_frame()
+    keep = (top>=0).flatten().numpy()
+    res = frame.iloc[top.flatten().numpy()[keep]-1].reset_index(drop=True)
+    res[ 'score' if ds.roles.implicit else 'predicted'] = scores.flatten().numpy()[keep]
+    if one: return res
+    res.insert(0, 'rank', np.tile(np.arange(1, top.shape[1]+1), len(top))[keep])
+    res.insert(0, ds.roles.user, _ids(ds.classes[ds.roles.user]).to_numpy()[np.repeat(codes-1, top.shape[1])[keep]])
+    return res
 
 # %% ../nbs/06_interpret.ipynb #864c8799
+def _piece_label(ds, kind, col, code):
+    "'genres: Comedy', 'n_ratings: 4-7' or 'item id': the name of one item-side piece"
+    if kind=='bag': n = ds.multicat_names[col]; return f'{n}: {ds.multicat_classes[n][code]}'
+    n = ds.cat_names[col]
+    return f'{n} id' if n==ds.roles.item else f'{n}: {ds.classes[n][code]}'
+
 def _explain_dot(m, b, ds):
-    "Rows (piece, fit, bias) of a `MultiCatDotBias` prediction for the single row batch `b`"
-    x_cat,x_cont,bags = b[0],b[1],b[2:]
+    "Rows (piece, fit, bias) of a dot-product prediction for the single row batch `b`, from the model's `item_pieces`"
+    x_cat,x_cont,bags = b[0],b[1],b[2:2+len(ds.multicat_names)]
     u,_ = m.towers(x_cat, *bags)
     rows = [('user bias', 0., float(u[0,-1]))]
-    for i in sorted(m.item_cats):
-        e,n = m.embeds[i](x_cat[:,i])[0],ds.cat_names[i]
-        label = f'{n} id' if i==1 else f'{n}: {ds.classes[n][int(x_cat[0,i])]}'
-        rows.append((label, float(u[0,:-1]@e[:-1]), float(e[-1])))
-    for j,(emb,bag) in enumerate(zip(m.bag_embeds, bags)):
-        if j not in m.item_bags: continue
-        if emb.mode=='max': raise ValueError("'max' pooling does not split into per-value contributions")
-        vals = bag[0][bag[0]>0]
-        w = 1/len(vals) if emb.mode=='mean' else 1.
-        for v in vals:
-            e = emb.weight[v]*w
-            rows.append((f'{ds.multicat_names[j]}: {ds.multicat_classes[ds.multicat_names[j]][int(v)]}',
-                         float(u[0,:-1]@e[:-1]), float(e[-1])))
+    rows += [(_piece_label(ds, kind, col, code), float(u[0,:-1]@e[:-1]), float(e[-1])) for kind,col,code,e in m.item_pieces(x_cat, *bags)]
     if m.cont is not None: rows.append(('continuous columns', 0., float(m.cont(x_cont)[0,0])))
     df = pd.DataFrame(rows, columns=['piece','fit','bias'])
     df['total'] = df.fit+df.bias
@@ -275,12 +279,15 @@ def _explain_dot(m, b, ds):
 
 def _explain_nn(learn, b, ds):
     "Rows (piece, without, contribution): the prediction without each item-side piece"
-    m = learn.model
-    pred = lambda *x: float(m(*x)[0,0])
+    m,nb = learn.model,len(ds.multicat_names)
+    pred = lambda *x: float(m.score(*x)[0,0])
+    b = b[:2+nb]
     full = pred(*b)
-    x_cat = b[0].clone(); x_cat[:,1] = 0
-    rows = [(f'{ds.cat_names[1]} id', pred(x_cat, *b[1:]))]
+    x_cat,i = b[0].clone(),ds.cat_names.index(ds.roles.item)
+    x_cat[:,i] = 0
+    rows = [(f'{ds.roles.item} id', pred(x_cat, *b[1:]))]
     for j,n in enumerate(ds.multicat_names):
+        if ds.roles.side(n)!='item': continue
         bag = b[2+j]
         for k in range(bag.shape[1]):
             if int(bag[0,k])==0: continue
@@ -292,19 +299,20 @@ def _explain_nn(learn, b, ds):
     return df
 
 @patch
-def explain(self:Learner,
+def explain(self:CollabMultiCatLearner,
     user, # A user id the model knows
     item, # An item id (or a title); a new item works through its genres
 ) -> pd.DataFrame:
-    "How the item's id and each of its genres contribute to `user`'s predicted rating of `item`"
+    "How the item's id and each of its genres contribute to `user`'s predicted rating (or score) of `item`"
     ds = _collab_ds(self)
     _user_code(ds, user)
     frame,_ = self.items_frame()
-    if 'title' in frame and item not in set(frame['item']) and item in set(frame['title']): item = frame['item'][_item_pos(frame, item)]
+    known = set(frame.iloc[:,0])
+    if item not in known and frame.attrs.get('title') and item in set(frame[frame.attrs['title']]): item = frame.iloc[_item_pos(frame, item),0]
     b = _batch(self, _rows(ds, [user], [item]))
     m = self.model.eval()
     with torch.no_grad():
-        if not isinstance(m, MultiCatDotBias): return _explain_nn(self, b, ds)
+        if not hasattr(m, 'item_pieces'): return _explain_nn(self, b, ds)
         df = _explain_dot(m, b, ds)
         total = df.total.sum()
         pred = float(m(*b)[0,0])

@@ -14,6 +14,7 @@ from .core import _side_index
 from .data import *
 from .models import *
 from .learner import *
+from .ranking import *
 import json, hashlib, math, tabcollab
 from safetensors import safe_open, SafetensorError
 from safetensors.torch import save_file
@@ -77,22 +78,44 @@ def _proc(state, tensors, meta):
 
 # %% ../nbs/07_save.ipynb #73a1781a
 _MODELS = {'MultiCatDotBias': MultiCatDotBias, 'TabularMultiCatModel': TabularMultiCatModel}
-_LOSSES = {'MSELossPlain': MSELossPlain, 'MSELossFlat': MSELossFlat, 'CrossEntropyLossFlat': CrossEntropyLossFlat}
+_LOSSES = {'MSELossPlain': MSELossPlain, 'MSELossFlat': MSELossFlat, 'CrossEntropyLossFlat': CrossEntropyLossFlat,
+           'BCEWithLogitsLossFlat': BCEWithLogitsLossFlat, 'SampledSoftmaxLoss': SampledSoftmaxLoss, 'BPRLoss': BPRLoss}
+_FLAT = {nn.MSELoss: 'MSELossFlat', nn.CrossEntropyLoss: 'CrossEntropyLossFlat', nn.BCEWithLogitsLoss: 'BCEWithLogitsLossFlat'}
 _METRICS = {'rmse': rmse, 'mae': mae, 'accuracy': accuracy}
 _OPTS = {'fast_adam': fast_adam, 'Adam': Adam}
 
+def _loss_state(loss):
+    "{'type': name, ...options} of a loss `load_tabcollab` can rebuild"
+    name = type(loss).__name__
+    if type(loss) is BaseLoss: name = _FLAT.get(type(loss.func))  # fastai's `MSELossFlat()` & co. are `BaseLoss`es
+    if name not in _LOSSES: raise TypeError(f"save_tabcollab does not know the loss {loss!r}: use learn.export() for this learner")
+    return {'type': name, **({'correct': loss.correct} if isinstance(loss, SampledSoftmaxLoss) else {})}
+
+def _metrics_state(metrics):
+    "The names of plain metrics, and the options of `rank_metrics`"
+    res,rank = [],[m for m in metrics if isinstance(m, RankMetric)]
+    for o in metrics:
+        if isinstance(o, RankMetric): continue
+        f = getattr(o, 'func', o)
+        name = next((k for k,v in _METRICS.items() if getattr(v, 'func', v) is f or v is f), None)
+        if name is None: raise TypeError(f"save_tabcollab saves only the metrics {', '.join(_METRICS)} and rank_metrics: use learn.export()")
+        res.append(name)
+    if rank:
+        ev = rank[0].ev
+        res.append({'rank_metrics': dict(k=ev.k, names=[m.key.split('@')[0] for m in rank if m.key!='auc'], min_rating=ev.min_rating, auc=ev.auc)})
+    return res
+
+def _metrics(state):
+    return L(_METRICS[m] if isinstance(m, str) else rank_metrics(**m['rank_metrics']) for m in state).concat() if state else []
+
 def _learner_state(learn):
-    m,loss,opt = learn.model,learn.loss_func,learn.opt_func
+    m,opt = learn.model,learn.opt_func
     if type(m).__name__ not in _MODELS or not hasattr(m, 'config'):
         raise TypeError(f"save_tabcollab does not know the model {type(m).__name__}: use learn.export() for this learner")
-    if type(loss).__name__ not in _LOSSES: raise TypeError(f"save_tabcollab does not know the loss {loss!r}: use learn.export() for this learner")
-    mets = [getattr(o, 'func', o) for o in learn.metrics]
-    met_names = [k for o in mets for k,v in _METRICS.items() if getattr(v, 'func', v) is o or v is o]
-    if len(met_names)!=len(mets): raise TypeError("save_tabcollab saves only the metrics rmse, mae and accuracy: use learn.export()")
     opt_name = next((k for k,v in _OPTS.items() if v is opt), None)
     if opt_name is None: raise TypeError(f"save_tabcollab does not know the optimizer {opt!r}: use learn.export()")
-    return {'model': type(m).__name__, 'args': _jsonable(m.config, 'the model configuration'), 'loss': type(loss).__name__,
-            'metrics': met_names, 'opt': opt_name, 'lr': learn.lr, 'wd': learn.wd}
+    return {'model': type(m).__name__, 'args': _jsonable(m.config, 'the model configuration'), 'loss': _loss_state(learn.loss_func),
+            'metrics': _metrics_state(learn.metrics), 'opt': opt_name, 'lr': learn.lr, 'wd': learn.wd, 'class': type(learn).__name__}
 
 # %% ../nbs/07_save.ipynb #60799918
 def _digest(config:str, tensors:dict) -> str:
@@ -117,7 +140,8 @@ def save_tabcollab(
             'flag_groups': ds.flag_groups, 'meta': {on: _frame(t) for on,t in ds.meta.items()},
             'procs': [_proc_state(p, tensors) for p in ds.procs], 'bs': learn.dls.bs}
     if isinstance(ds, TabularCollabMultiCat):
-        tensors['collab.rated'] = torch.tensor(ds.rated)
+        data['roles'] = ds.roles.state()
+        tensors['collab.rated'],tensors['collab.train_rated'] = torch.tensor(ds.rated),torch.tensor(ds.train_rated)
         tensors['collab.count'] = torch.tensor(ds.item_stats['count'].to_numpy())
         tensors['collab.mean_rating'] = torch.tensor(ds.item_stats['mean_rating'].to_numpy())
     config = json.dumps({'data': _jsonable(data, 'the data'), 'learner': _learner_state(learn),
@@ -171,7 +195,7 @@ def load_tabcollab(
     ds_type = {'TabularCollabMultiCat': TabularCollabMultiCat, 'TabularMultiCat': TabularMultiCat}[d['type']]
     extra = {}
     if ds_type is TabularCollabMultiCat:
-        extra = dict(rated=tensors['collab.rated'].numpy(),
+        extra = dict(rated=tensors['collab.rated'].numpy(), train_rated=tensors['collab.train_rated'].numpy(), roles=CollabRoles(**d['roles']),
                      item_stats=pd.DataFrame({'count': tensors['collab.count'].numpy(), 'mean_rating': tensors['collab.mean_rating'].numpy()}))
     to = ds_type(_template_row(cfg), procs=[_proc(p, tensors, meta) for p in d['procs']], cat_names=d['cat_names'],
                  cont_names=d['cont_names'], y_names=d['y_names'], multicat_names=d['multicat_names'], sep=d['sep'],
@@ -183,8 +207,10 @@ def load_tabcollab(
     if args.get('y_range') is not None: args['y_range'] = tuple(args['y_range'])  # JSON gave a list
     model = _MODELS[lc['model']](**args)
     model.load_state_dict({k[6:]: v for k,v in tensors.items() if k.startswith('model.')})
-    return MultiCatLearner(dls, model, loss_func=_LOSSES[lc['loss']](), metrics=[_METRICS[m] for m in lc['metrics']],
-                           opt_func=_OPTS[lc['opt']], lr=lc['lr'], wd=lc['wd'], cbs=TrimHeap())
+    loss = lc['loss'] if isinstance(lc['loss'], dict) else {'type': lc['loss']}  # files of tabcollab 0.1 name it only
+    learner = CollabMultiCatLearner if lc.get('class')=='CollabMultiCatLearner' else MultiCatLearner
+    return learner(dls, model, loss_func=_LOSSES[loss['type']](**{k:v for k,v in loss.items() if k!='type'}),
+                   metrics=_metrics(lc['metrics']), opt_func=_OPTS[lc['opt']], lr=lc['lr'], wd=lc['wd'], cbs=TrimHeap())
 
 # %% ../nbs/07_save.ipynb #5992bee6
 def _random_states(learn):
@@ -207,7 +233,7 @@ class Checkpoint(SaveModelCallback):
         torch.save(_random_states(self.learn), self.learn.path/self.learn.model_dir/f'{self.fname}_{self.epoch}_random.pth')
 
 @patch
-def resume(self:Learner,
+def resume(self:MultiCatLearner,
     epoch:int, # The last epoch `Checkpoint` saved
     fname:str='checkpoint', # Its `fname`
 ):

@@ -49,7 +49,7 @@ def test_list_column_of_numbers_is_refused(data):
         from_df(ratings, items.assign(genres=np.linspace(0, 1, len(items))))
 
 
-@pytest.mark.parametrize('bad,msg', [(['4', None, '3'], r"rating column 'rating' holds 1 missing or non-numeric value\(s\), e.g. a missing value at row 1"),
+@pytest.mark.parametrize('bad,msg', [(['4', None, '3'], r"rating column 'rating' holds 1 missing, non-numeric or infinite value\(s\), e.g. a missing value at row 1"),
                                      (['4', 'five', '3'], "e.g. 'five' at row 1")])
 def test_bad_ratings(bad, msg):
     ratings = pd.DataFrame({'user': [1,2,3], 'item': [1,2,3], 'rating': bad})

@@ -1,0 +1,203 @@
+"Implicit feedback: the negative sampler, the ranking losses and learner, many-user recommendations"
+import numpy as np, pandas as pd, pytest, torch
+from hypothesis import given, settings, strategies as st, HealthCheck
+from tabcollab.all import (CollabMultiCatDataLoaders, collab_multicat_learner, synthetic_movielens, SampledSoftmaxLoss,
+                           BPRLoss, rank_metrics, top_items, score_items, set_seed)
+from tabcollab.save import save_tabcollab, load_tabcollab
+
+
+@pytest.fixture(scope='module')
+def data():
+    return synthetic_movielens(n_users=80, n_items=120, n_ratings=4000, seed=5)
+
+
+def implicit_dls(ratings, items=None, **kw):
+    return CollabMultiCatDataLoaders.from_df(ratings, items=items, **{'multicat_names': ['genres'] if items is not None else None,
+                                             'valid_pct': 0.2, 'seed': 0, 'implicit': True, 'min_rating': 4, 'bs': 64, **kw})
+
+
+@pytest.fixture(scope='module')
+def learn(data):
+    ratings,items = data
+    set_seed(0)
+    learn = collab_multicat_learner(implicit_dls(ratings, items))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2)
+    return learn
+
+
+def batches(dl, n=None):
+    return [b for _,b in zip(range(n or len(dl)), dl)]
+
+
+# --- the sampler ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('sampling', ['uniform', 'popularity'])
+def test_negatives_are_never_padding_or_na(data, sampling):
+    ratings,items = data
+    dls = implicit_dls(ratings, items, sampling=sampling, n_neg=200)
+    for b in batches(dls.train):
+        neg_cats = b[3]
+        assert (neg_cats[:,1] > 0).all() and (neg_cats[:,1] < len(dls.classes['item'])).all()
+        assert (b[5][:,0] > 0).all()  # the negatives' genre bags hold values or `#na#` (1), never only padding
+
+
+def test_seen_items_are_masked_never_negatives(data):
+    "The rule: a drawn item the row's user interacted with in training (any rating) is masked (inf) for that row"
+    ratings,items = data
+    dls = implicit_dls(ratings, items, n_neg=100)
+    ds = dls.train_ds
+    seen = ds.seen(np.arange(ds.n_users), train_only=True)
+    for b in batches(dls.train):
+        users,neg,offsets = b[0][:,0],b[3][:,1],b[-1]
+        expected = seen[users][:, neg]
+        assert torch.equal(torch.isinf(offsets), expected)
+        assert torch.isfinite(offsets[~expected]).all()
+
+
+def test_low_ratings_are_seen_not_positive(data):
+    ratings,items = data
+    dls = implicit_dls(ratings, items)
+    ds = dls.train_ds
+    low = ds.items[ds.roles.rating].to_numpy() < 4
+    assert low.any() and dls.train.n == (~low).sum()
+    # a training row rated below 4 is never a positive, but its item counts as seen for that user
+    b = next(iter(dls.train))
+    assert (ds.items[ds.roles.rating].to_numpy()[dls.train.rows] >= 4).all()
+    u,i = ds.items['user'].to_numpy()[low][0],ds.items['item'].to_numpy()[low][0]
+    assert ds.seen([u], train_only=True)[0, i]
+
+
+def test_same_seed_same_negatives(data):
+    ratings,items = data
+    def draws(seed):
+        set_seed(seed)
+        dls = implicit_dls(ratings, items, n_neg=30)
+        return [b[3][:,1] for b in batches(dls.train, 3)]
+    a,b,c = draws(1),draws(1),draws(2)
+    assert all(torch.equal(x, y) for x,y in zip(a, b))
+    assert not all(torch.equal(x, y) for x,y in zip(a, c))
+
+
+def test_negatives_are_redrawn_each_epoch(data):
+    ratings,items = data
+    dls = implicit_dls(ratings, items, n_neg=30)
+    e1,e2 = batches(dls.train, 1)[0][3][:,1],batches(dls.train, 1)[0][3][:,1]
+    assert not torch.equal(e1, e2)
+
+
+def test_test_sets_draw_no_negatives(learn, data):
+    ratings,_ = data
+    b = learn.dls.test_dl(ratings.iloc[:5][['user','item']]).one_batch()
+    assert len(b) == learn.dls.n_inp and b[3].shape[0] == 0
+
+
+def test_a_frame_without_ratings(data):
+    ratings,items = data
+    dls = CollabMultiCatDataLoaders.from_df(ratings[['user','item']], items=items, multicat_names=['genres'], implicit=True, valid_pct=0.2, seed=0)
+    assert dls.train_ds.roles.rating is None and dls.train.n == len(dls.train_ds)
+
+
+def test_bad_sampler_arguments(data):
+    ratings,items = data
+    with pytest.raises(ValueError, match="sampling must be 'uniform' or 'popularity'"): implicit_dls(ratings, items, sampling='hard')
+    with pytest.raises(ValueError, match="min_rating goes with implicit=True"):
+        CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], min_rating=4)
+
+
+# --- losses --------------------------------------------------------------------------------------------------------
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 6), st.integers(1, 8), st.integers(0, 2**31))
+def test_losses_ignore_masked_negatives(bs, k, seed):
+    g = torch.Generator().manual_seed(seed)
+    pred,offsets = torch.randn(bs, 1+k, generator=g),torch.randn(bs, k, generator=g)
+    mask = torch.rand(bs, k, generator=g) < 0.5
+    masked = torch.where(mask, torch.inf, offsets)
+    for loss in [SampledSoftmaxLoss(), BPRLoss()]:
+        changed = pred.clone(); changed[:,1:][mask] += 100.   # what a masked negative scores does not matter
+        assert torch.isfinite(loss(pred, masked))
+        torch.testing.assert_close(loss(pred, masked), loss(changed, masked))
+
+
+def test_losses_fall_when_the_positive_rises():
+    pred,offsets = torch.zeros(4, 6),torch.zeros(4, 5)
+    better = pred.clone(); better[:,0] = 2.
+    for loss in [SampledSoftmaxLoss(), BPRLoss()]: assert loss(better, offsets) < loss(pred, offsets)
+
+
+# --- the learner ----------------------------------------------------------------------------------------------------
+
+def test_the_one_liner_ranks_better_than_popularity(learn, data):
+    ratings,_ = data
+    names = [m.name for m in learn.metrics]
+    assert names == ['precision@10', 'recall@10', 'ndcg@10', 'hit@10']
+    res = dict(zip(names, learn.validate()[1:]))
+    assert all(0 <= v <= 1 for v in res.values())
+    assert isinstance(learn.loss_func, SampledSoftmaxLoss) and learn.model.y_range is None
+
+
+def test_rank_metrics_work_for_a_rating_model(data):
+    ratings,items = data
+    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.2, seed=0)
+    learn = collab_multicat_learner(dls, metrics=rank_metrics(10, min_rating=4))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
+    res = learn.validate()
+    assert len(res) == 5 and all(0 <= v <= 1 for v in res[1:])
+
+
+def test_bpr_and_the_neural_model_train(data):
+    ratings,items = data
+    dls = implicit_dls(ratings, items, n_neg=16)
+    for kw in [dict(loss_func=BPRLoss()), dict(use_nn=True)]:
+        learn = collab_multicat_learner(dls, **kw)
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
+        assert all(np.isfinite(v) for v in learn.validate())
+
+
+# --- recommendations for many users ----------------------------------------------------------------------------------
+
+def test_batched_recommend_equals_single_user(learn, data):
+    ratings,_ = data
+    users = list(pd.unique(ratings.user))[:6]
+    many = learn.recommend(users, n=7)
+    assert list(many.columns[:2]) == ['user', 'rank'] and 'score' in many.columns
+    for u in users:
+        one = learn.recommend(u, n=7)
+        got = many[many.user==u]
+        assert got['rank'].tolist() == list(range(1, len(one)+1))
+        assert got.item.tolist() == one.item.tolist()
+        np.testing.assert_allclose(got.score, one.score, rtol=1e-5)
+
+
+def test_recommend_never_returns_a_seen_item(learn, data):
+    ratings,_ = data
+    recs = learn.recommend(None, n=20)
+    seen = set(zip(ratings.user, ratings.item))
+    assert not any((u,i) in seen for u,i in zip(recs.user, recs.item))
+    assert recs.user.nunique() == len(learn.dls.classes['user'])-1
+
+
+def test_recommend_chunks_give_the_same_lists(learn):
+    ds = learn.dls.train_ds
+    users = np.arange(1, ds.n_users)
+    a,_ = top_items(learn.model, ds, users, 5, chunk=7)
+    b,_ = top_items(learn.model, ds, users, 5)
+    assert torch.equal(a, b)
+
+
+def test_score_items_matches_get_preds(learn, data):
+    ratings,_ = data
+    ds = learn.dls.train_ds
+    u = ds.classes['user'].o2i[ratings.user[0]]
+    scores = score_items(learn.model.eval(), ds, [u])[0, 1:]
+    rows = pd.DataFrame({'user': ratings.user[0], 'item': list(ds.classes['item'][1:])})
+    with learn.no_bar(): preds,_ = learn.get_preds(dl=learn.dls.test_dl(rows))
+    torch.testing.assert_close(scores, preds.flatten(), rtol=1e-4, atol=1e-4)
+
+
+def test_a_ranking_learner_round_trips(learn, data, tmp_path):
+    ratings,_ = data
+    learn2 = load_tabcollab(save_tabcollab(learn, tmp_path/'rank.safetensors'))
+    users = list(pd.unique(ratings.user))[:3]
+    pd.testing.assert_frame_equal(learn.recommend(users, n=5), learn2.recommend(users, n=5))
+    assert [m.name for m in learn2.metrics] == [m.name for m in learn.metrics]
