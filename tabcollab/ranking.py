@@ -7,7 +7,7 @@ Docs: https://tabcollab.github.io/tabcollab/ranking.html.md"""
 # %% auto #0
 __all__ = ['SampledSoftmaxLoss', 'BPRLoss', 'score_items', 'top_items', 'RankingEval', 'RankMetric', 'rank_metrics']
 
-# %% ../nbs/03a_ranking.ipynb #614bec48
+# %% ../nbs/03a_ranking.ipynb #e3fc89c7
 from fastai.tabular.all import *
 from .core import *
 from .data import *
@@ -15,7 +15,7 @@ from .models import *
 from .models import _col_mask
 from .metrics import *
 
-# %% ../nbs/03a_ranking.ipynb #2c1abd7d
+# %% ../nbs/03a_ranking.ipynb #0c8e170e
 class SampledSoftmaxLoss:
     "Cross-entropy of each row's positive (column 0) against its sampled negatives, corrected by `log(n_neg*q)`"
     def __init__(self, correct:bool=True): self.correct = correct  # `False`: no correction (still masked)
@@ -37,7 +37,7 @@ class BPRLoss:
     def decodes(self, x): return x
     def __repr__(self): return f'{type(self).__name__}()'
 
-# %% ../nbs/03a_ranking.ipynb #67765989
+# %% ../nbs/03a_ranking.ipynb #1bbe7fcc
 def _inputs(x): return (x[0], x[1], list(x[2:]))
 
 def score_items(model, ds:TabularCollabMultiCat, user_codes, item_codes=None) -> Tensor:
@@ -75,17 +75,16 @@ def top_items(model, ds:TabularCollabMultiCat, user_codes, k:int=10,
     if not codes: return torch.zeros(0, k, dtype=torch.long),torch.zeros(0, k)
     return torch.cat(codes),torch.cat(scores)
 
-# %% ../nbs/03a_ranking.ipynb #03852984
+# %% ../nbs/03a_ranking.ipynb #f7b1037c
 class RankingEval:
     "Ranks the validation users' items once per validation; `rank_metrics` reads its results"
     def __init__(self, k:int=10, min_rating:float=None, auc:bool=False): store_attr(); self.res,self.learn = None,None
 
     def relevant_pairs(self, dl):
         "(user codes, item codes) of the relevant rows of `dl`'s data"
-        ds = dl.dataset
-        keep = ds.positives()
-        r,m = ds.roles.rating,ifnone(self.min_rating, ds.roles.min_rating)
-        if m is not None and r in ds.items.columns: keep = keep & (ds.items[r].to_numpy()>=m)
+        ds,r = dl.dataset,dl.dataset.roles.rating
+        # relevant: rated at least `min_rating` when given, else the data's positives (all rows of ratings data)
+        keep = ds.items[r].to_numpy()>=self.min_rating if self.min_rating is not None and r in ds.items.columns else ds.positives()
         u,i = ds.items[ds.roles.user].to_numpy()[keep],ds.items[ds.roles.item].to_numpy()[keep]
         return u[(u>0)&(i>0)],i[(u>0)&(i>0)]
 
