@@ -9,6 +9,7 @@ from .metrics import *
 from .ranking import *
 from .movielens import *
 from .learner import *
+from .sparse import *
 from .baselines import *
 from .interpret import *
 from .distributed import *
