@@ -117,7 +117,7 @@ def lightfm_scores(model, user_rows, item_rows, item_features=None):
 def tabcollab_scores(learn, users, item_ids, bs=16384):
     "Users x items scores of a tabcollab learner: every (user, item) row through `dls.test_dl` (item metadata joined)"
     ds = learn.dls.train_ds
-    frame = pd.DataFrame({ds.cat_names[0]: np.repeat(users, len(item_ids)), ds.cat_names[1]: np.tile(item_ids, len(users))})
+    frame = pd.DataFrame({ds.roles.user: np.repeat(users, len(item_ids)), ds.roles.item: np.tile(item_ids, len(users))})
     with learn.no_bar(): preds,_ = learn.get_preds(dl=learn.dls.test_dl(frame, bs=bs))
     preds = preds.float().reshape(len(users)*len(item_ids), -1)[:,-1]  # a single output: rating or score
     return preds.reshape(len(users), len(item_ids))
@@ -144,7 +144,7 @@ def tabcollab_ranking(p:Problem, genres:bool, seed=SEED):
     set_seed(seed, reproducible=True)
     kw = dict(multicat_names=['genres']) if genres else {}
     try: dls = CollabMultiCatDataLoaders.from_df(p.train[['user','item','rating']], items=p.items, implicit=True,
-                                                 min_rating=MIN_RATING, seed=seed, **kw)
+                                                 min_rating=MIN_RATING, valid_pct=0.02, seed=seed, **kw)
     except TypeError as e:
         if 'implicit' not in str(e) and 'min_rating' not in str(e): raise
         return None

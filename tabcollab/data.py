@@ -64,7 +64,7 @@ class TabularMultiCatDataLoaders(TabularDataLoaders):
 TabularMultiCat._dbunch_type = TabularMultiCatDataLoaders
 TabularMultiCatDataLoaders._to_type = TabularMultiCat
 
-# %% ../nbs/01_data.ipynb #637a69a5
+# %% ../nbs/01_data.ipynb #3dd027b2
 class CollabRoles:
     "What the columns of collaborative data are: user, item, rating, title, and which side each input describes"
     def __init__(self,
@@ -113,7 +113,7 @@ def _blank(n, kind):
     "`n` missing values for a column of `kind` ('cat', 'cont' or 'multicat')"
     return np.full(n, np.nan) if kind!='multicat' else np.full(n, None, dtype=object)
 
-# %% ../nbs/01_data.ipynb #dfd1dab6
+# %% ../nbs/01_data.ipynb #3dfaea86
 class TabularCollabMultiCat(TabularMultiCat):
     "A `TabularMultiCat` of ratings or interactions: it knows each column's role, who rated what, each item's count and mean"
     _carry = TabularMultiCat._carry + ('roles','rated','train_rated','item_stats')
@@ -186,7 +186,7 @@ class TabularCollabMultiCat(TabularMultiCat):
         self.side_table(side)
         return self.__dict__['_side_tables'][side].inputs(codes)
 
-# %% ../nbs/01_data.ipynb #125a804c
+# %% ../nbs/01_data.ipynb #1bb44d31
 @delegates()
 class CollabDataLoader(MultiCatDataLoader):
     "A `MultiCatDataLoader` of collaborative data; on implicit data each batch also has `n_neg` sampled negative items"
@@ -265,7 +265,7 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         n_ratings:bool=True, # Add each item's number of training ratings (`n_ratings`, bucketed) as an item feature
         implicit:bool=False, # Rows are interactions: train to rank them above sampled negatives
         min_rating:float=None, # With `implicit`: rows rated below this are seen, not positive
-        n_neg:int=None, # With `implicit`: negatives sampled per batch (default: `bs`, at most the number of items)
+        n_neg:int=256, # With `implicit`: negatives sampled per batch (at most the number of items)
         sampling:str='uniform', # With `implicit`: 'uniform' or 'popularity'
         **kwargs
     ):
@@ -303,7 +303,7 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         ratings = ratings[[c for c in dict.fromkeys(used) if c in cols]]
         if implicit:
             n_items = ratings[item_name].nunique()
-            n_neg = min(ifnone(n_neg, bs), n_items)
+            n_neg = min(n_neg, n_items)
             dl = dict(n_neg=n_neg, sampling=sampling)
             kwargs['dl_kwargs'] = [dict(dl, seen='train'), dict(dl, seen='all')]
         return super().from_df(ratings, procs=[Categorify, MultiCategorify, FillMissing, Normalize],

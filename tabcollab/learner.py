@@ -17,10 +17,11 @@ from .core import _side_of
 from .data import *
 from .models import *
 from .ranking import *
+from .sparse import *
 
 # %% ../nbs/04_learner.ipynb #b05e26eb
 COLLAB_LR,COLLAB_WD = 5e-3,0.1
-RANK_LR,RANK_WD = 5e-3,0.1
+RANK_LR,RANK_WD = 1e-2,0.1
 
 def rating_range(dls, pad:float=0.5) -> tuple:
     "`y_range` covering the training targets of `dls`, widened by `pad` on both sides"
@@ -77,6 +78,10 @@ class MultiCatLearner(TabularLearner):
         if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
         for cb in self._event_cbs(event_name): cb(event_name)
 
+    def fit(self, *args, **kwargs):
+        "fastai's `fit`; the PyTorch thread count (`ThreadPolicy` may change it) is put back even when `fit` fails"
+        with num_threads(torch.get_num_threads()): return super().fit(*args, **kwargs)
+
     def get_preds(self, ds_idx=1, dl=None, *args, **kwargs):
         "fastai's `get_preds`; an empty set gives empty predictions (fastai's gives `None`)"
         res = super().get_preds(ds_idx, dl, *args, **kwargs)
@@ -122,6 +127,8 @@ def collab_multicat_learner(
     y_range:tuple=None, # Output range (default: `rating_range(dls)`; none on implicit data)
     bag_mode:str='mean', # Pooling of the multi-category embeddings: 'mean', 'sum' or 'max'
     item_dropout:float=0.1, # Dot-product model: share of training rows whose item id (and `n_ratings`) is hidden, for cold start
+    sparse:bool=False, # Dot-product model: sparse embedding gradients and `lazy_adam`, a step costs the rows a batch touches
+    threads:int=None, # PyTorch threads while fitting (default: `ThreadPolicy`'s rule, 1 for small batches)
     loss_func=None, # Default: `MSELossPlain()` for ratings, `SampledSoftmaxLoss()` for implicit data
     lr:float=None, # Default learning rate of `fit_one_cycle` and friends (default: `COLLAB_LR`, `RANK_LR` when implicit)
     wd:float=None, # Default weight decay (default: `COLLAB_WD`, `RANK_WD` when implicit)
@@ -150,8 +157,10 @@ def collab_multicat_learner(
                                 [len(dls.multicat_classes[n]) for n in dls.multicat_names], item_cats=item_cats,
                                 item_bags=item_bags, n_cont=len(dls.cont_names), item_conts=item_conts, y_range=y_range,
                                 bag_mode=bag_mode, item_dropout=item_dropout)
-    if not use_nn: kwargs.setdefault('opt_func', fast_adam)  # the neural model keeps fastai's Adam (no weight decay on batchnorm)
-    kwargs['cbs'] = L(kwargs.get('cbs')) + TrimHeap()
+    if not use_nn:  # the neural model keeps fastai's Adam (no weight decay on batchnorm) and dense gradients
+        if sparse: sparse_embeddings(model)
+        kwargs.setdefault('opt_func', lazy_adam if sparse else fast_adam)
+    kwargs['cbs'] = L(kwargs.get('cbs')) + TrimHeap() + ThreadPolicy(threads)
     loss_func = ifnone(loss_func, SampledSoftmaxLoss() if implicit else MSELossPlain())
     metrics = ifnone(metrics, rank_metrics(10) if implicit else rmse)
     lr,wd = ifnone(lr, RANK_LR if implicit else COLLAB_LR),ifnone(wd, RANK_WD if implicit else COLLAB_WD)

@@ -31,7 +31,7 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         if self.mode=='max': raise ValueError("per-value weights need mode 'mean' or 'sum'")
         w = weights.float()*(bags!=0)
         if self.mode=='mean': w = w/w.sum(1, keepdim=True).clamp_min(1e-12)
-        return F.embedding_bag(bags, self.weight, per_sample_weights=w, mode='sum', padding_idx=0)
+        return F.embedding_bag(bags, self.weight, per_sample_weights=w, mode='sum', padding_idx=0, sparse=self.sparse)
 
 # %% ../nbs/02_models.ipynb #f59bf6ad
 def get_bag_sz(
@@ -42,7 +42,7 @@ def get_bag_sz(
     sz_dict = ifnone(sz_dict, {})
     return [(len(to.multicat_classes[n]), sz_dict.get(n, emb_sz_rule(len(to.multicat_classes[n])))) for n in to.multicat_names]
 
-# %% ../nbs/02_models.ipynb #bbf2b22c
+# %% ../nbs/02_models.ipynb #4c2a3e24
 def _col_mask(n, cols, device=None):
     "Bool mask of the positions `cols` among `n` columns"
     m = torch.zeros(n, dtype=torch.bool, device=device)

@@ -7,7 +7,7 @@ Docs: https://tabcollab.github.io/tabcollab/ranking.html.md"""
 # %% auto #0
 __all__ = ['SampledSoftmaxLoss', 'BPRLoss', 'score_items', 'top_items', 'RankingEval', 'RankMetric', 'rank_metrics']
 
-# %% ../nbs/03a_ranking.ipynb #e3fc89c7
+# %% ../nbs/03a_ranking.ipynb #78af1bf5
 from fastai.tabular.all import *
 from .core import *
 from .data import *
@@ -15,7 +15,7 @@ from .models import *
 from .models import _col_mask
 from .metrics import *
 
-# %% ../nbs/03a_ranking.ipynb #0c8e170e
+# %% ../nbs/03a_ranking.ipynb #a1867b80
 class SampledSoftmaxLoss:
     "Cross-entropy of each row's positive (column 0) against its sampled negatives, corrected by `log(n_neg*q)`"
     def __init__(self, correct:bool=True): self.correct = correct  # `False`: no correction (still masked)
@@ -37,7 +37,7 @@ class BPRLoss:
     def decodes(self, x): return x
     def __repr__(self): return f'{type(self).__name__}()'
 
-# %% ../nbs/03a_ranking.ipynb #1bbe7fcc
+# %% ../nbs/03a_ranking.ipynb #4885bedb
 def _inputs(x): return (x[0], x[1], list(x[2:]))
 
 def score_items(model, ds:TabularCollabMultiCat, user_codes, item_codes=None) -> Tensor:
@@ -75,7 +75,7 @@ def top_items(model, ds:TabularCollabMultiCat, user_codes, k:int=10,
     if not codes: return torch.zeros(0, k, dtype=torch.long),torch.zeros(0, k)
     return torch.cat(codes),torch.cat(scores)
 
-# %% ../nbs/03a_ranking.ipynb #f7b1037c
+# %% ../nbs/03a_ranking.ipynb #31bfdc94
 class RankingEval:
     "Ranks the validation users' items once per validation; `rank_metrics` reads its results"
     def __init__(self, k:int=10, min_rating:float=None, auc:bool=False): store_attr(); self.res,self.learn = None,None

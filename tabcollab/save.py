@@ -15,6 +15,7 @@ from .data import *
 from .models import *
 from .learner import *
 from .ranking import *
+from .sparse import *
 import json, hashlib, math, tabcollab
 from safetensors import safe_open, SafetensorError
 from safetensors.torch import save_file
@@ -82,7 +83,7 @@ _LOSSES = {'MSELossPlain': MSELossPlain, 'MSELossFlat': MSELossFlat, 'CrossEntro
            'BCEWithLogitsLossFlat': BCEWithLogitsLossFlat, 'SampledSoftmaxLoss': SampledSoftmaxLoss, 'BPRLoss': BPRLoss}
 _FLAT = {nn.MSELoss: 'MSELossFlat', nn.CrossEntropyLoss: 'CrossEntropyLossFlat', nn.BCEWithLogitsLoss: 'BCEWithLogitsLossFlat'}
 _METRICS = {'rmse': rmse, 'mae': mae, 'accuracy': accuracy}
-_OPTS = {'fast_adam': fast_adam, 'Adam': Adam}
+_OPTS = {'fast_adam': fast_adam, 'lazy_adam': lazy_adam, 'Adam': Adam}
 
 def _loss_state(loss):
     "{'type': name, ...options} of a loss `load_tabcollab` can rebuild"
@@ -115,7 +116,8 @@ def _learner_state(learn):
     opt_name = next((k for k,v in _OPTS.items() if v is opt), None)
     if opt_name is None: raise TypeError(f"save_tabcollab does not know the optimizer {opt!r}: use learn.export()")
     return {'model': type(m).__name__, 'args': _jsonable(m.config, 'the model configuration'), 'loss': _loss_state(learn.loss_func),
-            'metrics': _metrics_state(learn.metrics), 'opt': opt_name, 'lr': learn.lr, 'wd': learn.wd, 'class': type(learn).__name__}
+            'metrics': _metrics_state(learn.metrics), 'opt': opt_name, 'lr': learn.lr, 'wd': learn.wd, 'class': type(learn).__name__,
+            'sparse': any(getattr(o, 'sparse', False) for o in m.modules())}
 
 # %% ../nbs/07_save.ipynb #60799918
 def _digest(config:str, tensors:dict) -> str:
@@ -207,6 +209,7 @@ def load_tabcollab(
     if args.get('y_range') is not None: args['y_range'] = tuple(args['y_range'])  # JSON gave a list
     model = _MODELS[lc['model']](**args)
     model.load_state_dict({k[6:]: v for k,v in tensors.items() if k.startswith('model.')})
+    if lc.get('sparse'): sparse_embeddings(model)
     loss = lc['loss'] if isinstance(lc['loss'], dict) else {'type': lc['loss']}  # files of tabcollab 0.1 name it only
     learner = CollabMultiCatLearner if lc.get('class')=='CollabMultiCatLearner' else MultiCatLearner
     return learner(dls, model, loss_func=_LOSSES[loss['type']](**{k:v for k,v in loss.items() if k!='type'}),
