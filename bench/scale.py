@@ -1,9 +1,11 @@
 """Scale: a synthetic MovieLens of ML-25M's shape (25,000,095 ratings, 162,541 users, 59,047 items, genres), from
 DataFrame to DataLoaders with tabcollab (genres included) and with fastai's `CollabDataLoaders.from_df` (ids only):
 time and peak memory (RSS) of each, time to the first training batch, the rate at which each loader delivers
-batches, and one training epoch of tabcollab's default learner at bs=4096.
+batches; one training epoch at bs=4096 with dense and with sparse embedding gradients (`sparse=True`, `lazy_adam`),
+on the ratings and on their implicit version (ratings >= 4, 256 sampled negatives per batch); and top-10 lists for
+every user (`recommend(None)`) with its peak memory.
 
-    python bench/scale.py [--n-ratings 25000095] [--bs 4096] [--no-epoch] [--out results] [--docs]
+    python bench/scale.py [--n-ratings 25000095] [--bs 4096] [--no-epoch] [--no-fastai] [--out results] [--docs]
 
 Each library runs in a fresh process that first loads the saved frame, so its peak RSS is its own (the frame
 included, reported separately).
@@ -26,7 +28,7 @@ def data_rate(dl, n_batches=200):
     return n/(time.perf_counter()-start)
 
 
-def worker(lib, frame, bs, epoch):
+def worker(lib, frame, bs, epoch, implicit=True):
     "Measure one library in this (fresh) process; print a JSON line"
     with open(frame, 'rb') as f: ratings,items = pickle.load(f)
     res = {'frame_rss_gb': peak_gb()}
@@ -39,13 +41,30 @@ def worker(lib, frame, bs, epoch):
     start = time.perf_counter(); next(iter(dls.train)); res['first_batch_s'] = time.perf_counter()-start
     res['data_rows_per_s'] = data_rate(dls.train)
     if epoch and lib=='tabcollab':
-        learn = collab_multicat_learner(dls)
+        for sparse in [True, False]:
+            learn = collab_multicat_learner(dls, sparse=sparse)
+            res.update({f'{k}_{"sparse" if sparse else "dense"}': v for k,v in one_epoch(learn).items()})
+            print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
         start = time.perf_counter()
-        with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=[TrainOnly()])
-        res['epoch_s'] = time.perf_counter()-start
-        res['epoch_rows_per_s'] = len(dls.train)*bs/res['epoch_s']
-        res['epoch_peak_rss_gb'] = peak_gb()
+        recs = learn.recommend(None, n=10)
+        res['recommend_all_s'],res['recommend_users'],res['recommend_peak_rss_gb'] = time.perf_counter()-start,int(recs.iloc[:,0].nunique()),peak_gb()
+        print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
+        del dls,learn,recs
+        if implicit:
+            idls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.1, seed=42, bs=bs,
+                                                     implicit=True, min_rating=4)
+            for sparse in [True, False]:
+                res.update({f'{k}_implicit_{"sparse" if sparse else "dense"}': v for k,v in one_epoch(collab_multicat_learner(idls, sparse=sparse)).items()})
+                print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
     print('RESULT ' + json.dumps(res), flush=True)
+
+
+def one_epoch(learn):
+    "Time, rows/s and peak RSS of one training epoch (validation skipped)"
+    start = time.perf_counter()
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=[TrainOnly()])
+    secs = time.perf_counter()-start
+    return {'epoch_s': secs, 'epoch_rows_per_s': learn.dls.train.n/secs, 'epoch_peak_rss_gb': peak_gb()}
 
 
 class TrainOnly(Callback):
@@ -53,11 +72,12 @@ class TrainOnly(Callback):
     def before_validate(self): raise CancelValidException()
 
 
-def run(lib, frame, bs, epoch):
-    cmd = [sys.executable, __file__, '--worker', lib, '--frame', str(frame), '--bs', str(bs)] + (['--epoch'] if epoch else [])
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
+def run(lib, frame, bs, epoch, implicit=True):
+    cmd = [sys.executable, __file__, '--worker', lib, '--frame', str(frame), '--bs', str(bs)] + (['--epoch'] if epoch else []) + ([] if implicit else ['--no-implicit'])
+    print(f"measuring {lib}...", flush=True)
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)  # stderr: progress, to the console
     line = next((l for l in out.stdout.splitlines() if l.startswith('RESULT ')), None)
-    if line is None: raise SystemExit(f"{lib} worker failed:\n{out.stderr[-3000:]}")
+    if line is None: raise SystemExit(f"{lib} worker failed (its errors are above)")
     return json.loads(line[7:])
 
 
@@ -65,12 +85,14 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--n-ratings', type=int, default=SHAPE['n_ratings'])
     p.add_argument('--bs', type=int, default=4096)
-    p.add_argument('--no-epoch', action='store_true', help="skip the training epoch")
+    p.add_argument('--no-epoch', action='store_true', help="skip the training epochs and recommendations")
+    p.add_argument('--no-fastai', action='store_true', help="skip fastai's DataLoaders")
+    p.add_argument('--no-implicit', action='store_true', help="skip the implicit epochs")
     p.add_argument('--out', default='results')
     p.add_argument('--docs', action='store_true', help='also write the report to nbs/benchmarks.md')
     p.add_argument('--worker'); p.add_argument('--frame'); p.add_argument('--epoch', action='store_true')
     args = p.parse_args()
-    if args.worker: return worker(args.worker, args.frame, args.bs, args.epoch)
+    if args.worker: return worker(args.worker, args.frame, args.bs, args.epoch, not args.no_implicit)
     scale = args.n_ratings/SHAPE['n_ratings']
     shape = dict(n_users=max(100, int(SHAPE['n_users']*scale)), n_items=max(100, int(SHAPE['n_items']*scale)), n_ratings=args.n_ratings)
     start = time.perf_counter()
@@ -81,22 +103,29 @@ def main():
         frame = Path(d)/'frame.pkl'
         with open(frame, 'wb') as f: pickle.dump((ratings, items), f, protocol=5)
         del ratings,items
-        res = {lib: run(lib, frame, args.bs, not args.no_epoch) for lib in ['fastai','tabcollab']}
+        res = {lib: run(lib, frame, args.bs, not args.no_epoch, not args.no_implicit) for lib in ['fastai','tabcollab'] if lib!='fastai' or not args.no_fastai}
     for k,v in res.items(): print(k, v, flush=True)
-    fa,tc = res['fastai'],res['tabcollab']
-    rows = [{'': 'DataFrame to DataLoaders (s)', 'fastai CollabDataLoaders (ids only)': f"{fa['from_df_s']:.1f}", 'tabcollab (genres included)': f"{tc['from_df_s']:.1f}"},
-            {'': 'peak RSS, frame included (GB)', 'fastai CollabDataLoaders (ids only)': f"{fa['peak_rss_gb']:.2f}", 'tabcollab (genres included)': f"{tc['peak_rss_gb']:.2f}"},
-            {'': 'after imports and loading the frame (GB)', 'fastai CollabDataLoaders (ids only)': f"{fa['frame_rss_gb']:.2f}", 'tabcollab (genres included)': f"{tc['frame_rss_gb']:.2f}"},
-            {'': 'first training batch (s)', 'fastai CollabDataLoaders (ids only)': f"{fa['first_batch_s']:.2f}", 'tabcollab (genres included)': f"{tc['first_batch_s']:.2f}"},
-            {'': 'data alone (rows/s)', 'fastai CollabDataLoaders (ids only)': f"{fa['data_rows_per_s']:,.0f}", 'tabcollab (genres included)': f"{tc['data_rows_per_s']:,.0f}"}]
-    if 'epoch_s' in tc:
-        rows += [{'': f'one training epoch, default learner (s)', 'fastai CollabDataLoaders (ids only)': '', 'tabcollab (genres included)': f"{tc['epoch_s']:.0f}"},
-                 {'': 'training (rows/s)', 'fastai CollabDataLoaders (ids only)': '', 'tabcollab (genres included)': f"{tc['epoch_rows_per_s']:,.0f}"}]
+    fa,tc = res.get('fastai', {}),res['tabcollab']
+    g = lambda d,k,f: format(d[k], f) if k in d else 'not run'
+    F,T = 'fastai CollabDataLoaders (ids only)','tabcollab (genres included)'
+    rows = [{'': 'DataFrame to DataLoaders (s)', F: g(fa,'from_df_s','.1f'), T: g(tc,'from_df_s','.1f')},
+            {'': 'peak RSS, frame included (GB)', F: g(fa,'peak_rss_gb','.2f'), T: g(tc,'peak_rss_gb','.2f')},
+            {'': 'after imports and loading the frame (GB)', F: g(fa,'frame_rss_gb','.2f'), T: g(tc,'frame_rss_gb','.2f')},
+            {'': 'first training batch (s)', F: g(fa,'first_batch_s','.2f'), T: g(tc,'first_batch_s','.2f')},
+            {'': 'data alone (rows/s)', F: g(fa,'data_rows_per_s',',.0f'), T: g(tc,'data_rows_per_s',',.0f')}]
+    for kind,label in [('dense','dense gradients, fused AdamW'), ('sparse','sparse gradients, lazy_adam'),
+                       ('implicit_dense','implicit (>= 4, 256 negatives), dense'), ('implicit_sparse','implicit (>= 4, 256 negatives), sparse')]:
+        if f'epoch_s_{kind}' in tc:
+            rows += [{'': f'one epoch, {label} (s)', F: '', T: f"{tc[f'epoch_s_{kind}']:.1f}"},
+                     {'': f'  rows/s, peak RSS (GB)', F: '', T: f"{tc[f'epoch_rows_per_s_{kind}']:,.0f}, {tc[f'epoch_peak_rss_gb_{kind}']:.2f}"}]
+    if 'recommend_all_s' in tc:
+        rows += [{'': f"top-10 for all {tc['recommend_users']:,} users, seen items excluded (s)", F: '', T: f"{tc['recommend_all_s']:.0f}"},
+                 {'': '  peak RSS so far (GB)', F: '', T: f"{tc['recommend_peak_rss_gb']:.2f}"}]
     env = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, fastai {fastai.__version__}"
     md = '\n'.join([f"### Scale: {shape['n_ratings']:,} ratings, {shape['n_users']:,} users, {shape['n_items']:,} items\n",
                     f"`synthetic_movielens` at ML-25M's shape (generated in {gen_s:.0f}s), `valid_pct=0.1`, bs={args.bs}. Each "
                     "library measured in a fresh process that first loads the frame.\n",
-                    markdown_table(rows, ['', 'fastai CollabDataLoaders (ids only)', 'tabcollab (genres included)']), f"\n_{env}_\n"])
+                    markdown_table(rows, ['', F, T]), f"\n_{env}_\n"])
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     (out/'scale.md').write_text(md); (out/'scale.json').write_text(json.dumps({'shape': shape, 'results': res, 'env': env}, indent=1))
     if args.docs: write_docs_block('scale', md)

@@ -104,7 +104,7 @@ def embedding_width(model:nn.Module) -> int:
     return sum(m.embedding_dim for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag)))
 
 # %% ../nbs/04a_sparse.ipynb #3d89eae2
-SMALL_BATCH_WORK = 1_000_000  # `bs` x embedding width below which `ThreadPolicy` uses 1 thread (measured: see above)
+SMALL_BATCH_WORK = 100_000  # `bs` x embedding width below which `ThreadPolicy` uses 1 thread (measured: see above)
 
 class ThreadPolicy(Callback):
     "Run `fit` on `threads` PyTorch threads, by default 1 for small batches (`bs` x embedding width < `small`), and restore"

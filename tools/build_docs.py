@@ -17,8 +17,8 @@ from pathlib import Path
 root = Path(__file__).resolve().parents[1]
 
 # The order of the site: home, modules, tutorials, other pages
-PAGES = ['index', 'core', 'data', 'models', 'movielens', 'learner', 'baselines', 'interpret', 'metrics', 'save', 'cli', 'distributed',
-         'api', 'tutorial_movielens', 'benchmarks', 'contributing']
+PAGES = ['index', 'core', 'data', 'models', 'movielens', 'ranking', 'metrics', 'learner', 'sparse', 'baselines', 'interpret',
+         'save', 'cli', 'distributed', 'api', 'tutorial_movielens', 'benchmarks', 'contributing']
 CAPTIONS = {'core': 'Modules', 'api': 'Reference', 'tutorial_movielens': 'Tutorials', 'benchmarks': 'Project'}
 
 
