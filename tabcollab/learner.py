@@ -84,6 +84,8 @@ class MultiCatLearner(TabularLearner):
 
     def get_preds(self, ds_idx=1, dl=None, *args, **kwargs):
         "fastai's `get_preds`; an empty set gives empty predictions (fastai's gives `None`)"
+        # an unshuffled loader is already in order: no reordering (it would index the empty negatives of implicit test sets)
+        if dl is not None and not getattr(dl, 'shuffle', True): kwargs.setdefault('reorder', False)
         res = super().get_preds(ds_idx, dl, *args, **kwargs)
         if res and res[0] is None: res = (torch.zeros(0, getattr(self.dls, 'c', None) or 1), *res[1:])
         return res

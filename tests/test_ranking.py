@@ -201,3 +201,13 @@ def test_a_ranking_learner_round_trips(learn, data, tmp_path):
     users = list(pd.unique(ratings.user))[:3]
     pd.testing.assert_frame_equal(learn.recommend(users, n=5), learn2.recommend(users, n=5))
     assert [m.name for m in learn2.metrics] == [m.name for m in learn.metrics]
+
+
+def test_predict_show_and_export_of_a_ranking_learner(learn, data, tmp_path):
+    ratings,_ = data
+    _,score,_ = learn.predict(ratings.iloc[0])
+    assert score.shape == (1,) and torch.isfinite(score).all()
+    with learn.no_bar(): learn.show_results(max_n=3)
+    learn.export(tmp_path/'rank.pkl')
+    from fastai.learner import load_learner
+    assert load_learner(tmp_path/'rank.pkl').recommend(ratings.user[0], n=3).item.tolist() == learn.recommend(ratings.user[0], n=3).item.tolist()
