@@ -64,6 +64,7 @@ def _heading(title, description):
 # fastprogress's leftovers in saved outputs: an empty `<div></div>` (`lr_find`), or a bar with its label
 PROGRESS = re.compile(r'\s*(?:<div>\s*)*(?:<progress\b[^>]*>\s*</progress>[^<]*)?(?:</div>\s*)*')
 HTML_FENCE = re.compile(r'\s*```html\n.*```\s*', re.S)
+STYLE_ONLY = re.compile(r'\s*(?:<style\b[^>]*>.*?</style>\s*)+', re.S)  # fastprogress's CSS, once per kernel: shows nothing
 
 def convert_output(o:dict, doc_url:str):
     "A saved output as myst-nb should render it, or `None` where it shows nothing"
@@ -71,7 +72,7 @@ def convert_output(o:dict, doc_url:str):
     if d is None: return o
     text = lambda k: ''.join(d[k]) if k in d else None      # nbformat stores text as a list of lines
     html,md = text('text/html'),text('text/markdown')
-    if html is not None and PROGRESS.fullmatch(html): return None
+    if html is not None and (PROGRESS.fullmatch(html) or STYLE_ONLY.fullmatch(html)): return None
     # fasthtml components (fastprogress's tables) also offer their HTML source as markdown, in a code block: keep the HTML
     if html is not None and md is not None and HTML_FENCE.fullmatch(md):
         return {**o, 'data': {k:v for k,v in d.items() if k!='text/markdown'}}
