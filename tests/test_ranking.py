@@ -127,7 +127,7 @@ def test_losses_fall_when_the_positive_rises():
 
 # --- the learner ----------------------------------------------------------------------------------------------------
 
-def test_the_one_liner_ranks_better_than_popularity(learn, data):
+def test_the_implicit_learner_picks_ranking_defaults(learn, data):
     ratings,_ = data
     names = [m.name for m in learn.metrics]
     assert names == ['precision@10', 'recall@10', 'ndcg@10', 'hit@10']
