@@ -28,7 +28,7 @@ def _user_codes(ds, users) -> np.ndarray:
     "Codes of the raw user ids `users` (None: every user), or a clear error naming the first unknown one"
     if users is None: return np.arange(1, ds.n_users)
     known = ds.classes[ds.roles.user]
-    codes = np.array([known.o2i.get(u, 0) for u in users], dtype=np.int64)
+    codes = np.maximum(pd.Index(list(known)).get_indexer(list(users)), 0)  # vectorised; unknown ids give 0
     if (codes==0).any():
         bad = list(users)[int(np.flatnonzero(codes==0)[0])]
         raise KeyError(f"user {bad!r} is not among the model's {len(known)-1} users (e.g. {', '.join(map(str, known[1:4]))}, ...)")
