@@ -168,3 +168,28 @@ def test_multicat_block():
     assert isinstance(x, TensorBag) and x.tolist() == [[2,4],[3,5],[4,0],[1,0]]
     assert dls.valid.one_batch()[0].tolist() == [[1]]
     assert [str(o[0]) for o in dls.decode_batch((x,y))] == ['big|red', 'blue|small', 'red', '']
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 30), max_size=8), min_size=1, max_size=40), st.data())
+def test_bags_padded_once_equal_bags_padded_per_batch(bags, data):
+    "The padding made once (small bags) gives what padding each batch gives: same values, as wide as the batch's longest"
+    import tabcollab.core as core
+    flat = [v for b in bags for v in b]
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in bags])])
+    idx = data.draw(st.lists(st.integers(0, len(bags)-1), max_size=20))
+    cached = Bags(flat, offsets)
+    if max(map(len, bags)) <= 4*max(1, min(map(len, bags))): assert cached._padded() is not None  # similar lengths: padded once
+    old, core.PAD_ONCE_MAX = core.PAD_ONCE_MAX, -1
+    try: plain = Bags(flat, offsets); assert plain._padded() is None; ref = plain[idx]
+    finally: core.PAD_ONCE_MAX = old
+    got = cached[idx]
+    assert got.dtype == ref.dtype == torch.long and torch.equal(got, ref)
+    assert got.shape[1] == max([len(bags[i]) for i in idx] + [1])
+
+
+def test_bags_with_a_few_long_bags_are_not_padded_once():
+    "One bag of 1,000 values among 1,000 bags of 1: padding all of them would take 1,000x the values"
+    b = Bags(list(range(1, 1001)) + [1]*1000, np.concatenate([[0, 1000], 1001 + np.arange(1000)]))
+    assert b._padded() is None
+    assert b[[1, 2]].tolist() == [[1], [1]] and b[[0]].shape == (1, 1000)

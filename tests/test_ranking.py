@@ -211,3 +211,17 @@ def test_predict_show_and_export_of_a_ranking_learner(learn, data, tmp_path):
     learn.export(tmp_path/'rank.pkl')
     from fastai.learner import load_learner
     assert load_learner(tmp_path/'rank.pkl').recommend(ratings.user[0], n=3).item.tolist() == learn.recommend(ratings.user[0], n=3).item.tolist()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, 79), min_size=1, max_size=50), st.lists(st.integers(1, 119), min_size=1, max_size=30))
+def test_seen_pairs_match_a_search_of_every_pair(data, users, items):
+    "The item-major lookup against the plain rule (a search per (user, item) pair), duplicates in both included"
+    ratings,genres = data
+    dl = implicit_dls(ratings, genres, n_neg=10).train
+    pairs = dl.dataset.train_rated
+    u,i = torch.tensor(users),torch.tensor(items)
+    keys = (u[:,None]*dl.dataset.n_items + i[None]).numpy()
+    expected = torch.from_numpy(np.isin(keys, pairs))
+    assert torch.equal(dl.seen_pairs(u, i), expected)
+    assert (dl.local == -1).all()  # the scratch table is left clean for the next batch
