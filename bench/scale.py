@@ -3,9 +3,12 @@ DataFrame to DataLoaders with tabcollab (genres included) and with fastai's `Col
 time and peak memory (RSS) of each, time to the first training batch, the rate at which each loader delivers
 batches; one training epoch at bs=4096 with dense and with sparse embedding gradients (`sparse=True`, `lazy_adam`),
 on the ratings and on their implicit version (ratings >= 4, 256 sampled negatives per batch); and top-10 lists for
-every user (`recommend(None)`) with its peak memory.
+every user (`recommend(None)`) with its peak memory. Then, on MovieLens 100K u1 (train u1.base, validate u1.test),
+the accuracy of both: RMSE of the default rating model, P@10 / NDCG@10 of the default ranking model (`implicit=True,
+min_rating=4`), each `fit_one_cycle(5)` with dense and with sparse gradients.
 
-    python bench/scale.py [--n-ratings 25000095] [--bs 4096] [--no-epoch] [--no-fastai] [--out results] [--docs]
+    python bench/scale.py [--n-ratings 25000095] [--bs 4096] [--no-epoch] [--no-fastai] [--no-implicit] [--data ml-100k]
+                          [--no-ml100k] [--out results] [--docs]
 
 Each library runs in a fresh process that first loads the saved frame, so its peak RSS is its own (the frame
 included, reported separately).
@@ -59,6 +62,27 @@ def worker(lib, frame, bs, epoch, implicit=True):
     print('RESULT ' + json.dumps(res), flush=True)
 
 
+def ml100k_worker(path):
+    "u1 accuracy and fit time of the default rating and ranking learners, dense and sparse; print a JSON line"
+    df,valid_idx = official_split(ml100k(path), 'u1')
+    _,items = load_movielens(ml100k(path))
+    res = {}
+    for kind in ['rating', 'ranking']:
+        for sparse in [False, True]:
+            set_seed(42, reproducible=True)
+            extra = dict(implicit=True, min_rating=4) if kind=='ranking' else {}
+            dls = CollabMultiCatDataLoaders.from_df(df, items=items, user_name='user', item_name='item', rating_name='rating',
+                                                    multicat_names=['genres'], valid_idx=valid_idx, **extra)
+            learn = collab_multicat_learner(dls, sparse=sparse)
+            start = time.perf_counter()
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5)
+            secs = time.perf_counter()-start
+            vals = dict(zip(learn.recorder.metric_names[2:-1], map(float, learn.recorder.values[-1][1:])))
+            res[f'{kind}_{"sparse" if sparse else "dense"}'] = {'fit_s': secs, **vals}
+            print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
+    print('RESULT ' + json.dumps(res), flush=True)
+
+
 def one_epoch(learn):
     "Time, rows/s and peak RSS of one training epoch (validation skipped)"
     start = time.perf_counter()
@@ -72,8 +96,9 @@ class TrainOnly(Callback):
     def before_validate(self): raise CancelValidException()
 
 
-def run(lib, frame, bs, epoch, implicit=True):
+def run(lib, frame, bs, epoch, implicit=True, data=None):
     cmd = [sys.executable, __file__, '--worker', lib, '--frame', str(frame), '--bs', str(bs)] + (['--epoch'] if epoch else []) + ([] if implicit else ['--no-implicit'])
+    if data: cmd += ['--data', str(data)]
     print(f"measuring {lib}...", flush=True)
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)  # stderr: progress, to the console
     line = next((l for l in out.stdout.splitlines() if l.startswith('RESULT ')), None)
@@ -88,10 +113,13 @@ def main():
     p.add_argument('--no-epoch', action='store_true', help="skip the training epochs and recommendations")
     p.add_argument('--no-fastai', action='store_true', help="skip fastai's DataLoaders")
     p.add_argument('--no-implicit', action='store_true', help="skip the implicit epochs")
+    p.add_argument('--no-ml100k', action='store_true', help="skip the MovieLens 100K u1 accuracy of dense and sparse")
+    p.add_argument('--data', default=None, help="MovieLens 100K folder (default: $TABCOLLAB_ML100K or ../shared/data/ml-100k)")
     p.add_argument('--out', default='results')
     p.add_argument('--docs', action='store_true', help='also write the report to nbs/benchmarks.md')
     p.add_argument('--worker'); p.add_argument('--frame'); p.add_argument('--epoch', action='store_true')
     args = p.parse_args()
+    if args.worker=='ml100k': return ml100k_worker(args.data)
     if args.worker: return worker(args.worker, args.frame, args.bs, args.epoch, not args.no_implicit)
     scale = args.n_ratings/SHAPE['n_ratings']
     shape = dict(n_users=max(100, int(SHAPE['n_users']*scale)), n_items=max(100, int(SHAPE['n_items']*scale)), n_ratings=args.n_ratings)
@@ -104,6 +132,9 @@ def main():
         with open(frame, 'wb') as f: pickle.dump((ratings, items), f, protocol=5)
         del ratings,items
         res = {lib: run(lib, frame, args.bs, not args.no_epoch, not args.no_implicit) for lib in ['fastai','tabcollab'] if lib!='fastai' or not args.no_fastai}
+    if not args.no_ml100k:
+        if ml100k_path() is None and args.data is None: print("MovieLens 100K not found: skipping its accuracy (pass --data)", flush=True)
+        else: res['ml100k'] = run('ml100k', frame, args.bs, False, data=args.data)
     for k,v in res.items(): print(k, v, flush=True)
     fa,tc = res.get('fastai', {}),res['tabcollab']
     g = lambda d,k,f: format(d[k], f) if k in d else 'not run'
@@ -121,11 +152,21 @@ def main():
     if 'recommend_all_s' in tc:
         rows += [{'': f"top-10 for all {tc['recommend_users']:,} users, seen items excluded (s)", F: '', T: f"{tc['recommend_all_s']:.0f}"},
                  {'': '  peak RSS so far (GB)', F: '', T: f"{tc['recommend_peak_rss_gb']:.2f}"}]
+    acc = ''
+    if 'ml100k' in res:
+        m = res['ml100k']
+        arow = lambda label, k, f: {'': label, 'dense (fast_adam)': f(m[f'{k}_dense']), 'sparse (lazy_adam, the default)': f(m[f'{k}_sparse'])}
+        acc_rows = [arow('rating model: RMSE u1.test', 'rating', lambda d: f"{d['_rmse']:.4f}"),
+                    arow('  fit_one_cycle(5) (s)', 'rating', lambda d: f"{d['fit_s']:.1f}"),
+                    arow('ranking model: P@10 / NDCG@10', 'ranking', lambda d: f"{d['precision@10']:.4f} / {d['ndcg@10']:.4f}"),
+                    arow('  fit_one_cycle(5) (s)', 'ranking', lambda d: f"{d['fit_s']:.1f}")]
+        acc = ("\nMovieLens 100K u1 (train u1.base, validate u1.test), the default learners with dense and with sparse gradients:\n\n"
+               + markdown_table(acc_rows, ['', 'dense (fast_adam)', 'sparse (lazy_adam, the default)']) + "\n")
     env = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, fastai {fastai.__version__}"
     md = '\n'.join([f"### Scale: {shape['n_ratings']:,} ratings, {shape['n_users']:,} users, {shape['n_items']:,} items\n",
                     f"`synthetic_movielens` at ML-25M's shape (generated in {gen_s:.0f}s), `valid_pct=0.1`, bs={args.bs}. Each "
                     "library measured in a fresh process that first loads the frame.\n",
-                    markdown_table(rows, ['', F, T]), f"\n_{env}_\n"])
+                    markdown_table(rows, ['', F, T]), acc, f"\n_{env}_\n"])
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     (out/'scale.md').write_text(md); (out/'scale.json').write_text(json.dumps({'shape': shape, 'results': res, 'env': env}, indent=1))
     if args.docs: write_docs_block('scale', md)

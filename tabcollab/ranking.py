@@ -46,16 +46,25 @@ def item_inputs(model, ds:TabularCollabMultiCat, item_codes=None) -> tuple:
     item_codes = torch.arange(ds.n_items) if item_codes is None else torch.as_tensor(item_codes)
     return to_device(_inputs(ds.side_inputs(item_codes)), next(model.parameters()).device)
 
+def _user_rows(model, ds, user_codes):
+    "`(cats, conts, bags)` of the user codes `user_codes`, on the model's device"
+    return to_device(_inputs(ds.side_inputs(torch.as_tensor(user_codes), 'user')), next(model.parameters()).device)
+
 def score_items(model, ds:TabularCollabMultiCat, user_codes, item_codes=None, items=None) -> Tensor:
     "(users x items) scores of `model` for the user codes `user_codes` and every item code (or `item_codes`, or `items`' inputs)"
     items = ifnone(items, item_inputs(model, ds, item_codes))
-    rows = to_device(_inputs(ds.side_inputs(torch.as_tensor(user_codes), 'user')), next(model.parameters()).device)
-    return model.score_matrix(rows, items).float()
+    return model.score_matrix(_user_rows(model, ds, user_codes), items).float()
 
 def _chunk(model, n_items, chunk=None):
     "Users per chunk: about 16M scores for the dot-product model, 1M pairs for a neural one"
     if chunk is not None: return chunk
     return max(1, (2**24 if isinstance(model, MultiCatDotBias) else 2**20)//max(n_items, 1))
+
+def _leave_out_(scores, ds, user_codes, exclude):
+    "Set to -inf, in place, the scores of `#na#` and (`exclude`: 'seen' or 'train') of the items each user has seen"
+    scores[:,0] = -torch.inf
+    if exclude: scores[seen_coords(ds.train_rated if exclude=='train' else ds.rated, user_codes, ds.n_items)] = -torch.inf
+    return scores
 
 def top_items(model, ds:TabularCollabMultiCat, user_codes, k:int=10,
               exclude:str='seen', # 'seen' (training + validation rows), 'train' (training rows only) or None
@@ -65,17 +74,22 @@ def top_items(model, ds:TabularCollabMultiCat, user_codes, k:int=10,
     if int(k)!=k or k<1: raise ValueError(f"k must be a positive integer, got {k!r}")
     if exclude not in ('seen','train',None): raise ValueError(f"exclude must be 'seen', 'train' or None, got {exclude!r}")
     user_codes,k = torch.as_tensor(user_codes, dtype=torch.long).reshape(-1),min(int(k), ds.n_items)
+    # the dot-product model: item vectors once, and its output function (`sigmoid_range`, which keeps the order of the
+    # scores) on the k best only; other models score each chunk of users against every item
+    towers = hasattr(model, 'raw_scores')
     was_training = model.training
     model.eval()
     codes,scores = [],[]
     try:
         with torch.no_grad():
             items = item_inputs(model, ds)  # once, not per chunk of users
+            if towers: items = model.item_towers(items)
             for us in user_codes.split(_chunk(model, ds.n_items, chunk)):
-                s = score_items(model, ds, us, items=items).cpu()
-                mask = ds.seen(us.numpy(), train_only=exclude=='train') if exclude else _col_mask(ds.n_items, [0])[None].expand_as(s)
-                top = s.masked_fill(mask, -torch.inf).topk(k, dim=1)
-                codes.append(top.indices.where(torch.isfinite(top.values), -1)); scores.append(top.values)
+                s = model.raw_scores(_user_rows(model, ds, us), items).float() if towers else score_items(model, ds, us, items=items)
+                top = _leave_out_(s.cpu(), ds, us.numpy(), exclude).topk(k, dim=1)
+                found = torch.isfinite(top.values)
+                codes.append(top.indices.where(found, -1))
+                scores.append(torch.where(found, model.output(top.values) if towers else top.values, -torch.inf))
     finally: model.train(was_training)
     if not codes: return torch.zeros(0, k, dtype=torch.long),torch.zeros(0, k)
     return torch.cat(codes),torch.cat(scores)

@@ -117,7 +117,7 @@ def _learner_state(learn):
     if opt_name is None: raise TypeError(f"save_tabcollab does not know the optimizer {opt!r}: use learn.export()")
     return {'model': type(m).__name__, 'args': _jsonable(m.config, 'the model configuration'), 'loss': _loss_state(learn.loss_func),
             'metrics': _metrics_state(learn.metrics), 'opt': opt_name, 'lr': learn.lr, 'wd': learn.wd, 'class': type(learn).__name__,
-            'sparse': any(getattr(o, 'sparse', False) for o in m.modules())}
+            'sparse': [n for n,o in m.named_modules() if getattr(o, 'sparse', False)]}  # the tables with sparse gradients
 
 # %% ../nbs/07_save.ipynb #60799918
 def _digest(config:str, tensors:dict) -> str:
@@ -209,11 +209,13 @@ def load_tabcollab(
     if args.get('y_range') is not None: args['y_range'] = tuple(args['y_range'])  # JSON gave a list
     model = _MODELS[lc['model']](**args)
     model.load_state_dict({k[6:]: v for k,v in tensors.items() if k.startswith('model.')})
-    if lc.get('sparse'): sparse_embeddings(model)
+    sparse = lc.get('sparse')
+    if sparse is True: sparse_embeddings(model)  # files of tabcollab 0.1: every table
+    for n in (sparse if isinstance(sparse, list) else []): model.get_submodule(n).sparse = True
     loss = lc['loss'] if isinstance(lc['loss'], dict) else {'type': lc['loss']}  # files of tabcollab 0.1 name it only
     learner = CollabMultiCatLearner if lc.get('class')=='CollabMultiCatLearner' else MultiCatLearner
     return learner(dls, model, loss_func=_LOSSES[loss['type']](**{k:v for k,v in loss.items() if k!='type'}),
-                   metrics=_metrics(lc['metrics']), opt_func=_OPTS[lc['opt']], lr=lc['lr'], wd=lc['wd'], cbs=TrimHeap())
+                   metrics=_metrics(lc['metrics']), opt_func=_OPTS[lc['opt']], lr=lc['lr'], wd=lc['wd'], cbs=[TrimHeap(), ThreadPolicy(), LazyCatchUp()])
 
 # %% ../nbs/07_save.ipynb #5992bee6
 def _random_states(learn):

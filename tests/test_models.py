@@ -68,3 +68,20 @@ def test_dot_model_user_side_bag_and_conts():
     u,v = model.towers(torch.tensor([[1,1]]), torch.tensor([[2]]), torch.tensor([[3]]))
     assert torch.allclose(u, model.embeds[0].weight[1] + model.bag_embeds[1].weight[3])
     assert model(torch.tensor([[1,1]]), torch.ones(1,2), torch.tensor([[2]]), torch.tensor([[3]])).shape == (1,1)
+
+
+@pytest.mark.parametrize('mode', ['mean', 'sum'])
+@pytest.mark.parametrize('weighted', [False, True])
+def test_small_vocabularies_pool_by_matrix_product_as_embedding_bag_does(mode, weighted):
+    "Vocabularies up to `MULTI_HOT_MAX` values: the (bs, n_values) product gives `embedding_bag`'s vectors and gradients"
+    import tabcollab.models as models
+    torch.manual_seed(0)
+    emb = MultiHotEmbedding(20, 5, mode=mode)
+    bags = torch.tensor([[2, 5, 5, 0], [3, 0, 0, 0], [0, 0, 0, 0], [19, 1, 7, 7]])
+    w = torch.rand(bags.shape) if weighted else None
+    out = emb(bags, w); out.pow(2).sum().backward(); g = emb.weight.grad.clone(); emb.weight.grad = None
+    old, models.MULTI_HOT_MAX = models.MULTI_HOT_MAX, 0
+    try: ref = emb(bags, w); ref.pow(2).sum().backward()
+    finally: models.MULTI_HOT_MAX = old
+    torch.testing.assert_close(out, ref); torch.testing.assert_close(g, emb.weight.grad)
+    assert not g[0].any() and not out[2].any()  # padding: no gradient; an empty bag: zeros
