@@ -133,7 +133,7 @@ def lazy_adam(params, **kwargs):
 
 class LazyCatchUp(Callback):
     "Before validation and at the end of `fit`, give `LazyAdamW`'s sparse rows the weight decay they missed (`catch_up`)"
-    order = 5  # before `TrainEvalCallback.before_validate` puts the model in eval mode: nothing reads the weights between
+    order = 5  # any order works: every `before_validate` runs before the first validation batch reads a weight
     def _catch_up(self):
         opt = getattr(getattr(self.learn, 'opt', None), 'opt', None)
         if hasattr(opt, 'catch_up'): opt.catch_up()
