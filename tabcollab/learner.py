@@ -129,7 +129,7 @@ def collab_multicat_learner(
     y_range:tuple=None, # Output range (default: `rating_range(dls)`; none on implicit data)
     bag_mode:str='mean', # Pooling of the multi-category embeddings: 'mean', 'sum' or 'max'
     item_dropout:float=0.1, # Dot-product model: share of training rows whose item id (and `n_ratings`) is hidden, for cold start
-    sparse:bool=True, # Dot-product model: sparse gradients for tables of 2*bs rows or more and `lazy_adam`; False: dense, `fast_adam`
+    sparse:bool=None, # Dot-product model: sparse gradients for tables of 2*bs rows or more, `lazy_adam` (default, unless you pass `opt_func`)
     threads:int=None, # PyTorch threads while fitting (default: `ThreadPolicy`'s rule, 1 for small batches)
     loss_func=None, # Default: `MSELossPlain()` for ratings, `SampledSoftmaxLoss()` for implicit data
     lr:float=None, # Default learning rate of `fit_one_cycle` and friends (default: `COLLAB_LR`, `RANK_LR` when implicit)
@@ -160,6 +160,8 @@ def collab_multicat_learner(
                                 item_bags=item_bags, n_cont=len(dls.cont_names), item_conts=item_conts, y_range=y_range,
                                 bag_mode=bag_mode, item_dropout=item_dropout)
     if not use_nn:  # the neural model keeps fastai's Adam (no weight decay on batchnorm) and dense gradients
+        # sparse unless said otherwise, or unless the caller brings an optimiser (most take dense gradients only)
+        sparse = ifnone(sparse, kwargs.get('opt_func', lazy_adam) is lazy_adam)
         if sparse: sparse_embeddings(model, min_rows=2*dls.bs)  # tables a batch covers half of or more stay dense
         kwargs.setdefault('opt_func', lazy_adam if sparse else fast_adam)
     kwargs['cbs'] = L(kwargs.get('cbs')) + TrimHeap() + ThreadPolicy(threads) + LazyCatchUp()

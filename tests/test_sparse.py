@@ -372,3 +372,17 @@ def test_lazy_catch_up_callback_decays_untouched_rows_before_validation(dls, tmp
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
     factor = torch.tensor([1 - 1e-2*0.5]).pow(len(dls.train)).item()
     torch.testing.assert_close(model.u.weight.detach()[100], w*factor)
+
+
+def test_collab_learner_is_sparse_by_default_but_dense_with_your_own_optimiser():
+    "Most optimisers (fastai's `Adam`, torch's `AdamW`) refuse sparse gradients: bringing one turns them off"
+    from fastai.optimizer import Adam
+    from tabcollab.all import synthetic_movielens, CollabMultiCatDataLoaders, collab_multicat_learner
+    ratings, items = synthetic_movielens(n_users=200, n_items=300, n_ratings=3000)
+    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.2, seed=1)
+    default, own = collab_multicat_learner(dls), collab_multicat_learner(dls, opt_func=Adam)
+    assert [m.sparse for m in default.model.embeds] == [True, True, False] and default.opt_func is lazy_adam
+    assert not any(m.sparse for m in own.model.embeds)
+    with own.no_bar(), own.no_logging(): own.fit(1)  # trains (fastai's Adam on sparse gradients raised)
+    assert [m.sparse for m in collab_multicat_learner(dls, opt_func=lazy_adam).model.embeds][:2] == [True, True]
+    assert not any(m.sparse for m in collab_multicat_learner(dls, sparse=False).model.embeds)
