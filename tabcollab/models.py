@@ -31,7 +31,7 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         "`(bs, n_values)`: the share of each value in each bag's pooled vector (padding 0), for 'mean' and 'sum'"
         w = (bags!=0).to(self.weight.dtype) if weights is None else weights.to(self.weight.dtype)*(bags!=0)
         if self.mode=='mean': w = w/w.sum(1, keepdim=True).clamp_min(1e-12)
-        return w.new_zeros(len(bags), self.num_embeddings).scatter_add_(1, bags, w)
+        return w.new_zeros(len(bags), self.num_embeddings).scatter_add_(1, bags.long(), w)  # int32 bags too, as `embedding_bag` takes
 
     def forward(self,
         bags:Tensor, # Padded bags of value indices, shape `(bs, bag length)`

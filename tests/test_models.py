@@ -85,3 +85,4 @@ def test_small_vocabularies_pool_by_matrix_product_as_embedding_bag_does(mode, w
     finally: models.MULTI_HOT_MAX = old
     torch.testing.assert_close(out, ref); torch.testing.assert_close(g, emb.weight.grad)
     assert not g[0].any() and not out[2].any()  # padding: no gradient; an empty bag: zeros
+    torch.testing.assert_close(emb(bags.int(), w), out)  # int32 bags, as `embedding_bag` takes them
