@@ -242,8 +242,7 @@ class CollabDataLoader(MultiCatDataLoader):
         # search per (row, item) pair in all of them (1M binary searches in 20M pairs per ML-25M batch)
         offsets,users = self.users_of
         starts,lens = offsets[codes],offsets[codes+1]-offsets[codes]
-        ends = lens.cumsum(0)
-        who = users[torch.repeat_interleave(starts-(ends-lens), lens) + torch.arange(int(ends[-1]) if len(ends) else 0)]
+        who = users[ragged_positions(starts, lens)]
         which = torch.repeat_interleave(torch.arange(len(codes)), lens)
         distinct,inv = torch.unique(user_codes.long(), return_inverse=True)
         self.local[distinct] = torch.arange(len(distinct))

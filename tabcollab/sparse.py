@@ -59,7 +59,9 @@ def _catch_up_adamw_(p, g, st, lr, b1, b2, eps, wd, step):
         pr.addcdiv_(gv, vr.sqrt().div_(math.sqrt(1-b2**step)).add_(eps), value=-lr)  # `_adamw_` with b1=0, in torch's order
         p.index_copy_(0, rows, pr); v.index_copy_(0, rows, vr)
         st['updated'].index_fill_(0, rows, step)
-    st['log_decay'] += math.log1p(-lr*wd)  # the log of the factor weight decay has shrunk an untouched row by, so far
+    # the log of the factor weight decay has shrunk an untouched row by, so far; `lr*wd >= 1` (the end of an `lr_find`)
+    # would flip or zero the row in dense AdamW: here it zeroes it (a log cannot hold a sign)
+    st['log_decay'] += math.log(max(1-lr*wd, 1e-30))
     if len(rows): st['decayed'].index_fill_(0, rows, st['log_decay'])
 
 def _catch_up_(p, st):

@@ -193,3 +193,8 @@ def test_bags_with_a_few_long_bags_are_not_padded_once():
     b = Bags(list(range(1, 1001)) + [1]*1000, np.concatenate([[0, 1000], 1001 + np.arange(1000)]))
     assert b._padded() is None
     assert b[[1, 2]].tolist() == [[1], [1]] and b[[0]].shape == (1, 1000)
+
+
+def test_ragged_positions():
+    assert ragged_positions(torch.tensor([5, 0, 9]), torch.tensor([2, 0, 3])).tolist() == [5, 6, 9, 10, 11]
+    assert ragged_positions(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long)).tolist() == []

@@ -386,3 +386,13 @@ def test_collab_learner_is_sparse_by_default_but_dense_with_your_own_optimiser()
     with own.no_bar(), own.no_logging(): own.fit(1)  # trains (fastai's Adam on sparse gradients raised)
     assert [m.sparse for m in collab_multicat_learner(dls, opt_func=lazy_adam).model.embeds][:2] == [True, True]
     assert not any(m.sparse for m in collab_multicat_learner(dls, sparse=False).model.embeds)
+
+
+def test_learning_rate_times_weight_decay_of_1_or_more_does_not_crash():
+    "`lr_find` ends at lr=10: with wd=0.1 or more, `1 - lr*wd <= 0` (no log); untouched rows are then zeroed, not an error"
+    emb = nn.Embedding(6, 2, sparse=True)
+    opt = LazyAdamW(emb.parameters(), lr=20., weight_decay=0.1)
+    emb(torch.tensor([1])).sum().backward(); opt.step(); emb.weight.grad = None
+    opt.catch_up()
+    w = emb.weight.detach()
+    assert torch.isfinite(w).all() and w[2:].abs().max() < 1e-20
