@@ -79,12 +79,15 @@ class CollabScorer:
         cats,conts,bags = self.pair_inputs(rows, items)
         return self.score(cats, conts, *bags).view(len(rows[0]), len(items[0]))
 
+    def score_negatives(self, rows, negs) -> Tensor:
+        "`(bs, 1 + n_neg)`: each of `rows`' score, then its scores against the batch's negatives `negs`, each `(cats, conts, bags)`"
+        return torch.cat([self.score(rows[0], rows[1], *rows[2]), self.score_matrix(rows, negs)], 1)
+
     def forward(self, x_cat, x_cont=None, *bags):
         nb = len(self.bag_embeds)
         bags,neg = bags[:nb],bags[nb:]
-        pos = self.score(x_cat, x_cont, *bags)
-        if not neg or not len(neg[0]): return pos
-        return torch.cat([pos, self.score_matrix((x_cat, x_cont, bags), (neg[0], neg[1], neg[2:]))], 1)
+        if not neg or not len(neg[0]): return self.score(x_cat, x_cont, *bags)
+        return self.score_negatives((x_cat, x_cont, bags), (neg[0], neg[1], neg[2:]))
 
 # %% ../nbs/02_models.ipynb #256236d1
 class TabularMultiCatModel(CollabScorer, TabularModel):
@@ -192,12 +195,14 @@ class MultiCatDotBias(CollabScorer, Module):
         "The model's scores from raw ones (`raw_scores`): `sigmoid_range` with a `y_range`, else as they are"
         return raw if self.y_range is None else sigmoid_range(raw, *self.y_range)
 
+    def _raw_score(self, u, v, x_cont):
+        "Raw score of each row from its towers `u`, `v` (bias last): `u·v + user bias + item bias` (+ the linear term)"
+        res = (u[:,:-1]*v[:,:-1]).sum(1, keepdim=True) + u[:,-1:] + v[:,-1:]
+        return res if self.cont is None else res + self.cont(x_cont)
+
     def score(self, x_cat, x_cont=None, *bags):
         "One score per row: `u·v + user bias + item bias` (+ the linear term), through `sigmoid_range` with a `y_range`"
-        u,v = self.towers(self._drop(x_cat), *bags)
-        res = (u[:,:-1]*v[:,:-1]).sum(1, keepdim=True) + u[:,-1:] + v[:,-1:]
-        if self.cont is not None: res = res + self.cont(x_cont)
-        return self.output(res)
+        return self.output(self._raw_score(*self.towers(self._drop(x_cat), *bags), x_cont))
 
     def item_towers(self, items) -> tuple:
         "(`[v, 1, item bias]` per item, item-side continuous inputs) of `items` `(cats, conts, bags)`: for `raw_scores`"
@@ -205,10 +210,10 @@ class MultiCatDotBias(CollabScorer, Module):
         v = sum(self.side(self._drop(ic), ib, item=True))
         return torch.cat([v[:,:-1], torch.ones_like(v[:,:1]), v[:,-1:]], 1),ik
 
-    def raw_scores(self, rows, towers) -> Tensor:
-        "All (row, item) scores before `sigmoid_range` (which keeps their order), `towers` from `item_towers`"
+    def raw_scores(self, rows, towers, u:Tensor=None) -> Tensor:
+        "All (row, item) scores before `sigmoid_range` (which keeps their order), `towers` from `item_towers` (`u`: the rows' user towers, if known)"
         (rc,rk,rb),(v,ik) = rows,towers
-        u = sum(self.side(rc, rb, item=False))
+        if u is None: u = sum(self.side(rc, rb, item=False))
         # `[u, user bias, 1]·[v, 1, item bias]`: u·v and both biases in one product, no (rows x items) sum to add
         res = torch.cat([u, torch.ones_like(u[:,:1])], 1)@v.T
         if self.cont is not None:  # the linear term of the pair: the row's other columns, the item's item-side ones
@@ -219,3 +224,9 @@ class MultiCatDotBias(CollabScorer, Module):
     def score_matrix(self, rows, items) -> Tensor:
         "All (row, item) scores as one matrix product of the rows' user vectors and the items' item vectors"
         return self.output(self.raw_scores(rows, self.item_towers(items)))
+
+    def score_negatives(self, rows, negs) -> Tensor:
+        "`(bs, 1 + n_neg)` scores of `rows` and of `rows` against `negs`: the user towers once, for both"
+        (x_cat,x_cont,bags) = rows
+        u,v = self.towers(self._drop(x_cat), *bags)  # item dropout changes item-side columns only: `u` is the rows' user tower
+        return self.output(torch.cat([self._raw_score(u, v, x_cont), self.raw_scores(rows, self.item_towers(negs), u=u)], 1))

@@ -17,13 +17,30 @@ from .models import _col_mask
 from .metrics import *
 
 # %% ../nbs/03a_ranking.ipynb #a1867b80
+class _SampledSoftmax(torch.autograd.Function):
+    "Mean over rows of `-log_softmax(pred - [0, offsets])[:,0]`; its gradient, `softmax - onehot`, in one pass"
+    @staticmethod
+    def forward(ctx, pred, offsets):
+        logp = pred.detach().float().clone()
+        logp[:,1:] -= offsets
+        logp -= logp.logsumexp(1, keepdim=True)  # log-softmax, in place
+        ctx.save_for_backward(logp); ctx.dtype = pred.dtype
+        return -logp[:,0].mean()
+
+    @staticmethod
+    def backward(ctx, g):
+        logp, = ctx.saved_tensors
+        grad = logp.exp()
+        grad[:,0] -= 1
+        return grad.mul_(g/len(grad)).to(ctx.dtype),None
+
 class SampledSoftmaxLoss:
     "Cross-entropy of each row's positive (column 0) against its sampled negatives, corrected by `log(n_neg*q)`"
     def __init__(self, correct:bool=True): self.correct = correct  # `False`: no correction (still masked)
     def __call__(self, pred, offsets):
+        if pred.shape[1:]!=(1+offsets.shape[1],): raise ValueError(f"SampledSoftmaxLoss: pred {tuple(pred.shape)} needs 1 + {offsets.shape[1]} columns (the positive, then the negatives of offsets {tuple(offsets.shape)})")
         offsets = offsets if self.correct else torch.where(torch.isinf(offsets), offsets, 0.)
-        logits = torch.cat([pred[:,:1], pred[:,1:]-offsets], 1)
-        return -F.log_softmax(logits.float(), 1)[:,0].mean()
+        return _SampledSoftmax.apply(pred, offsets)
     def activation(self, x): return x
     def decodes(self, x): return x
     def __repr__(self): return f'{type(self).__name__}(correct={self.correct})'

@@ -125,6 +125,47 @@ def test_losses_fall_when_the_positive_rises():
     for loss in [SampledSoftmaxLoss(), BPRLoss()]: assert loss(better, offsets) < loss(pred, offsets)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 6), st.integers(1, 8), st.integers(0, 2**31), st.booleans(), st.sampled_from([torch.float32, torch.float64, torch.bfloat16]))
+def test_sampled_softmax_gradient_is_autograds(bs, k, seed, correct, dtype):
+    "the hand-written backward equals autograd's on the loss's formula, masked negatives and low precision included"
+    g = torch.Generator().manual_seed(seed)
+    pred,offsets = torch.randn(bs, 1+k, generator=g).to(dtype),torch.randn(bs, k, generator=g).abs()
+    offsets[torch.rand(bs, k, generator=g) < 0.3] = torch.inf
+    p1,p2 = pred.clone().requires_grad_(),pred.clone().requires_grad_()
+    before = offsets.clone()
+    loss = SampledSoftmaxLoss(correct)(p1, offsets)
+    (3*loss).backward()
+    off = offsets if correct else torch.where(torch.isinf(offsets), offsets, 0.)
+    ref = -torch.log_softmax(torch.cat([p2[:,:1], p2[:,1:]-off], 1).float(), 1)[:,0].mean()
+    (3*ref).backward()
+    assert p1.grad.dtype == dtype and torch.equal(offsets, before)
+    tol = {} if dtype==torch.bfloat16 else dict(rtol=1e-5, atol=1e-6)  # both compute in float32
+    torch.testing.assert_close(loss, ref, **tol)
+    torch.testing.assert_close(p1.grad, p2.grad, **tol)
+
+
+def test_sampled_softmax_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match=r'pred \(4, 3\) needs 1 \+ 5 columns'): SampledSoftmaxLoss()(torch.zeros(4, 3), torch.zeros(4, 5))
+
+
+def test_dot_model_scores_negatives_as_score_and_score_matrix(learn):
+    "the dot-product model's one-tower path (`score_negatives`) gives `score` and `score_matrix` side by side, item dropout included"
+    from tabcollab.models import CollabScorer
+    m,b = learn.model,learn.dls.train.one_batch()
+    nb = len(m.bag_embeds)
+    x = b[:-1]
+    rows,negs = (x[0], x[1], list(x[2:2+nb])),(x[2+nb], x[3+nb], list(x[4+nb:]))
+    m.train(); old = m.item_dropout
+    try:
+        m.item_dropout = 0.5
+        torch.manual_seed(3); fast = m(*x)
+        torch.manual_seed(3); ref = CollabScorer.score_negatives(m, rows, negs)
+    finally: m.item_dropout = old; m.eval()
+    assert fast.shape == (len(x[0]), 1+len(negs[0]))
+    torch.testing.assert_close(fast, ref)
+
+
 # --- the learner ----------------------------------------------------------------------------------------------------
 
 def test_the_implicit_learner_picks_ranking_defaults(learn, data):
