@@ -98,7 +98,7 @@ class TrainOnly(Callback):
 
 def run(lib, frame, bs, epoch, implicit=True, data=None):
     cmd = [sys.executable, __file__, '--worker', lib, '--frame', str(frame), '--bs', str(bs)] + (['--epoch'] if epoch else []) + ([] if implicit else ['--no-implicit'])
-    if data: cmd += ['--data', str(data)]
+    if data: cmd += ['--data', str(Path(data).resolve())]  # the workers run in bench/: a relative path would not be found
     print(f"measuring {lib}...", flush=True)
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)  # stderr: progress, to the console
     line = next((l for l in out.stdout.splitlines() if l.startswith('RESULT ')), None)
@@ -121,6 +121,7 @@ def main():
     args = p.parse_args()
     if args.worker=='ml100k': return ml100k_worker(args.data)
     if args.worker: return worker(args.worker, args.frame, args.bs, args.epoch, not args.no_implicit)
+    if args.data is not None and not args.no_ml100k: ml100k(args.data)  # a wrong --data fails now, not after the 25M part
     scale = args.n_ratings/SHAPE['n_ratings']
     shape = dict(n_users=max(100, int(SHAPE['n_users']*scale)), n_items=max(100, int(SHAPE['n_items']*scale)), n_ratings=args.n_ratings)
     start = time.perf_counter()
