@@ -227,6 +227,6 @@ class MultiCatDotBias(CollabScorer, Module):
 
     def score_negatives(self, rows, negs) -> Tensor:
         "`(bs, 1 + n_neg)` scores of `rows` and of `rows` against `negs`: the user towers once, for both"
-        (x_cat,x_cont,bags) = rows
+        x_cat,x_cont,bags = rows
         u,v = self.towers(self._drop(x_cat), *bags)  # item dropout changes item-side columns only: `u` is the rows' user tower
         return self.output(torch.cat([self._raw_score(u, v, x_cont), self.raw_scores(rows, self.item_towers(negs), u=u)], 1))
