@@ -38,7 +38,8 @@ class SampledSoftmaxLoss:
     "Cross-entropy of each row's positive (column 0) against its sampled negatives, corrected by `log(n_neg*q)`"
     def __init__(self, correct:bool=True): self.correct = correct  # `False`: no correction (still masked)
     def __call__(self, pred, offsets):
-        if pred.shape[1:]!=(1+offsets.shape[1],): raise ValueError(f"SampledSoftmaxLoss: pred {tuple(pred.shape)} needs 1 + {offsets.shape[1]} columns (the positive, then the negatives of offsets {tuple(offsets.shape)})")
+        if offsets.ndim!=2 or pred.shape!=(len(offsets), 1+offsets.shape[1]):
+            raise ValueError(f"SampledSoftmaxLoss: pred {tuple(pred.shape)} and offsets {tuple(offsets.shape)} do not match: pred needs one row per row of offsets and 1 + its columns (the positive, then the negatives)")
         offsets = offsets if self.correct else torch.where(torch.isinf(offsets), offsets, 0.)
         return _SampledSoftmax.apply(pred, offsets)
     def activation(self, x): return x

@@ -145,8 +145,10 @@ def test_sampled_softmax_gradient_is_autograds(bs, k, seed, correct, dtype):
     torch.testing.assert_close(p1.grad, p2.grad, **tol)
 
 
-def test_sampled_softmax_refuses_mismatched_shapes():
-    with pytest.raises(ValueError, match=r'pred \(4, 3\) needs 1 \+ 5 columns'): SampledSoftmaxLoss()(torch.zeros(4, 3), torch.zeros(4, 5))
+@pytest.mark.parametrize('pred,offsets', [((4, 3), (4, 5)), ((4, 6), (2, 5)), ((4, 6), (1, 5)), ((4, 6), (5,)), ((6,), (4, 5))])
+def test_sampled_softmax_refuses_mismatched_shapes(pred, offsets):
+    "too few or too many columns, rows that do not match (a broadcastable (1, n_neg) too), 1-D inputs: named, not broadcast"
+    with pytest.raises(ValueError, match=r'pred \(.*\) and offsets \(.*\) do not match'): SampledSoftmaxLoss()(torch.zeros(pred), torch.zeros(offsets))
 
 
 def test_dot_model_scores_negatives_as_score_and_score_matrix(learn):
