@@ -96,46 +96,64 @@ _list_types = (list,tuple,set,frozenset,np.ndarray,pd.Series,dict)
 
 def _show(v): return repr(v.item() if isinstance(v, np.generic) else v)
 
-def _fail(name, row, value, why): raise TypeError(f"column '{name}', row {row}: {_show(value)} {why}")
+def _fail(name, row, value, why): raise TypeError(f"column '{name}', row {_show(row)}: {_show(value)} {why}")
 
-def _check_cells(col, split, name, sep):
-    "Raise on cells that are neither strings, list-likes nor missing"
+def _numbers_error(name, row, value, dtype, sep):
+    _fail(name, row, value, f"is a number (dtype {dtype}): a multi-category column holds lists, "
+          f"'A{sep}B' strings or missing values, or is declared as a group of 0/1 flag columns")
+
+def _check_cells(col, split, name, sep, labels):
+    "Raise on cells that are neither strings, list-likes nor missing (`labels`: the row labels, for the message)"
     if pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
         if col.isna().all(): return
         bad = col.dropna()
-        _fail(name, bad.index[0], bad.iloc[0], f"is a {col.dtype} value: a multi-category column holds lists, "
-              f"'A{sep}B' strings or missing values, or is declared as a group of 0/1 flag columns")
+        _numbers_error(name, labels[bad.index[0]], bad.iloc[0], col.dtype, sep)
     other = col[col.notna() & split.isna()]
     if len(other)==0: return
-    ok = other.map(lambda o: (isinstance(o, _list_types) and not isinstance(o, dict)) or _is_scalar(o))
-    if not ok.all(): _fail(name, other.index[~ok][0], other[~ok].iloc[0], "is not a list, a string or a missing value")
+    lists = other.map(lambda o: isinstance(o, _list_types) and not isinstance(o, dict))
+    ok = lists | other.map(_is_scalar)
+    if not ok.all(): _fail(name, labels[other.index[~ok][0]], other[~ok].iloc[0], "is not a list, a string or a missing value")
+    # numbers beside lists or strings are one-value lists; a column of numbers only is not a list column (as a numeric dtype)
+    if len(other)==col.notna().sum() and not lists.any(): _numbers_error(name, labels[other.index[0]], other.iloc[0], 'object', sep)
 
 def _is_scalar(o):
     "Is `o` a single number (kept as a one-value list)?"
     return isinstance(o, (int,float,np.integer,np.floating)) and not isinstance(o, bool)
 
-def _check_values(vals, name):
+def _check_values(vals, name, labels):
     "Raise on values inside lists that are not scalars (nested lists, dicts...)"
     if pd.api.types.infer_dtype(vals, skipna=True) not in ('mixed','unknown-array'): return
     bad = vals.map(lambda o: not (isinstance(o, str) or _is_scalar(o) or o is None or o is pd.NA))
-    if bad.any(): _fail(name, vals.index[bad][0], vals[bad].iloc[0], "is inside a list: list values must be strings or numbers")
+    if bad.any(): _fail(name, labels[vals.index[bad][0]], vals[bad].iloc[0], "is inside a list: list values must be strings or numbers")
+
+def _whole(o):
+    "A float that is a whole number as an int (1.0 and 1 are one value, as `Categorify` takes them); anything else as it is"
+    return int(o) if isinstance(o, (float,np.floating)) and np.isfinite(o) and float(o).is_integer() else o
 
 def _clean(vals):
-    "Strip values, drop missing and empty ones"
-    vals = vals[vals.notna()].astype(str).str.strip()
+    "Strip values, drop missing and empty ones; whole floats written as ints"
+    vals = vals[vals.notna()]
+    if pd.api.types.infer_dtype(vals, skipna=True) in ('floating','mixed-integer-float','mixed'):
+        vals = pd.Series([str(_whole(o)) for o in vals], index=vals.index, dtype=object)  # `map` would make them floats again
+    vals = vals.astype(str).str.strip()
     return vals[vals.str.len()>0]
 
 # %% ../nbs/00_core.ipynb #70d91bc5
+def _split(col, sep):
+    "Each string cell of `col` split on `sep` (a list), NaN for the other cells"
+    try: return col.str.split(sep, regex=False)
+    except AttributeError: return pd.Series(np.nan, index=col.index, dtype=object)  # pandas: an object column without strings
+
 def cell_values(col:pd.Series, sep:str='|', name:str=None) -> pd.Series:
     "One stripped string per (row position, value) of `col`, whose cells are lists or `sep`-separated strings"
-    name = ifnone(name, col.name)
+    name,labels = ifnone(name, col.name),col.index
     col = col.reset_index(drop=True)
     if isinstance(col.dtype, pd.CategoricalDtype): col = col.astype(object)
-    if col.dtype==object or pd.api.types.is_string_dtype(col.dtype): split = col.str.split(sep, regex=False)
+    if col.dtype==object or pd.api.types.is_string_dtype(col.dtype): split = _split(col, sep)
     else: split = pd.Series(np.nan, index=col.index, dtype=object)
-    _check_cells(col, split, name, sep)
+    _check_cells(col, split, name, sep, labels)
     vals = split.where(split.notna(), col).explode()
-    _check_values(vals, name)
+    _check_values(vals, name, labels)
     return _clean(vals)
 
 # %% ../nbs/00_core.ipynb #69f6187f
@@ -148,7 +166,7 @@ def flag_values(df:pd.DataFrame, cols:list, name:str=None) -> pd.Series:
     bad = (flags.notna() & ~num.isin([0,1])).to_numpy()
     if bad.any():
         r,c = np.argwhere(bad)[0]
-        raise ValueError(f"flag group '{name}': column '{cols[c]}', row {r} holds {_show(flags.iloc[r,c])}; flag columns hold 0/1")
+        raise ValueError(f"flag group '{name}': column '{cols[c]}', row {_show(df.index[r])} holds {_show(flags.iloc[r,c])}; flag columns hold 0/1")
     rows,idx = np.nonzero(num.fillna(0).to_numpy())
     return _clean(pd.Series(np.asarray(cols, dtype=object)[idx], index=rows))
 
@@ -254,13 +272,46 @@ def _check_roles(cat_names, cont_names, y_names, multicat_names, flag_groups):
             if n in seen and seen[n]!=role: raise ValueError(f"column {n!r} is in both {seen[n]} and {role}: give each column one role")
             seen.setdefault(n, role)
 
-def _uncategorical(df, cat_names):
-    "`df` with its `category` id columns as plain values: `Categorify` then learns its classes from the training rows only"
-    cols = [c for c in L(cat_names) if c in df.columns and isinstance(df[c].dtype, pd.CategoricalDtype)]
-    if not cols: return df
+def _plain_ids(df, cat_names, check:bool=True):
+    "`df` with `category` id columns as plain values, missing ids as NaN; `check`: refuse a column mixing id types"
+    # plain values: `Categorify` learns its classes from the training rows, and encodes new rows by those classes
+    # (a `category` column's own codes would be taken as they are); NaN: fastai's classes skip it, None or pd.NA fail to sort
+    new = {}
+    for c in [c for c in L(cat_names) if c in df.columns]:
+        col = df[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            dt = col.cat.categories.dtype
+            col = col.astype(object if col.isna().any() and (dt.kind in 'iub') else dt)
+        if (col.dtype==object or isinstance(col.dtype, pd.api.extensions.ExtensionDtype)) and col.isna().any():
+            col = col.astype(object).where(col.notna(), np.nan)
+        if check and col.dtype==object: key_kind(col, c)
+        if col is not df[c]: new[c] = col
+    if not new: return df
     df = df.copy(deep=False)
-    for c in cols: df[c] = df[c].astype(df[c].cat.categories.dtype)
+    for c,col in new.items(): df[c] = col
     return df
+
+def _fills_missing(procs) -> bool:
+    "Does `procs` (classes, instances or a `Pipeline` of them) hold a `FillMissing`?"
+    return any(isinstance(p, FillMissing) or (isinstance(p, type) and issubclass(p, FillMissing)) for p in L(getattr(procs, 'fs', procs)))
+
+def _check_sides(df, names, meta, flag_groups):
+    "Raise when a column the data lacks is in several side tables (which one to join would be a guess)"
+    for n in names:
+        if _in_cols(df, n, flag_groups): continue
+        ons = [on for on,t in meta.items() if _in_cols(t, n, flag_groups)]
+        if len(ons)>1: raise ValueError(f"column {n!r} is in the side tables joined on {ons}: rename it in all but one")
+
+def _check_flag_groups(df, multicat_names, flag_groups, meta):
+    "Raise on a flag group that is not a multi-category column, or whose flag columns no table has in full"
+    extra = [n for n in flag_groups if n not in multicat_names]
+    if extra: raise ValueError(f"flag_groups names {extra}, which multicat_names {list(multicat_names)} lacks: add them there")
+    for n,cols in flag_groups.items():
+        tables = {'the data': df, **{f"the side table on '{on}'": t for on,t in meta.items()}}
+        if any(_in_cols(t, n, flag_groups) for t in tables.values()): continue
+        where,t = next(((w,t) for w,t in tables.items() if any(c in t.columns for c in cols)), ('the data or its side tables', None))
+        missing = [c for c in cols if t is None or c not in t.columns]
+        raise KeyError(f"flag group {n!r}: columns {missing} not found in {where}" + ('' if t is None else f"; columns present: {list(t.columns)}"))
 
 def _train_first(df, splits):
     "Rows of `df` reordered train first then valid (vectorised: `Tabular` would sum Python lists of indices)"
@@ -289,10 +340,12 @@ class TabularMultiCat(TabularPandas):
         df = df.copy(deep=False)
         if do_setup:
             _check_roles(cat_names, cont_names, y_names, self.multicat_names, self.flag_groups)
+            _check_flag_groups(df, self.multicat_names, self.flag_groups, self.meta)
+            _check_sides(df, L(cat_names)+L(cont_names)+self.multicat_names, self.meta, self.flag_groups)
             self._check_joins(df, L(cat_names)+L(cont_names))
-            df = self._join(df, L(cat_names)+L(cont_names))
+            df = self._join(df, L(cat_names)+L(cont_names), [] if _fills_missing(procs) else L(cont_names))
             self._check_cols(df, cat_names, cont_names)
-            df = _uncategorical(df, cat_names)
+            df = _plain_ids(df, cat_names)
         self.n_train = len(df)
         if splits is not None: df,self.n_train = _train_first(df, splits)
         if reduce_memory: df = df.astype(df_shrink_dtypes(df, skip=self._no_shrink(df, cat_names)))
@@ -315,15 +368,16 @@ class TabularMultiCat(TabularPandas):
             used = [n for n in [*names, *self.multicat_names] if n not in df.columns and _side_of({on: t}, n, self.flag_groups)]
             if on in df.columns and used: warn_unmatched(side_positions(df[on], _side_index(self.meta, on), on), on, used)
 
-    def _join(self, df, names):
-        "`df` with the columns `names` it lacks joined from the side tables that have them"
+    def _join(self, df, names, medians=()):
+        "`df` with the columns `names` it lacks joined from the side tables; unknown keys: NaN, or the median for `medians`"
         new,pos = {},{}
         for n in names:
             on = None if n in df.columns else _side_of(self.meta, n, {})
             if on is None or on not in df.columns: continue
             if on not in pos: pos[on] = side_positions(df[on], _side_index(self.meta, on), on, strict=False)  # checked at setup
             col = self.meta[on][n]
-            fill = col.median() if pd.api.types.is_numeric_dtype(col) else np.nan  # unknown keys: the median, or `#na#`
+            # NaN: `#na#` for a category, missing for `FillMissing` (its `_na` flag is set); without one, the median
+            fill = col.median() if n in medians and pd.api.types.is_numeric_dtype(col) else np.nan
             new[n] = pd.Series(col.to_numpy()[pos[on].clip(0)], index=df.index).where(pos[on]>=0, fill)
         if not new: return df
         df = df.copy(deep=False)
@@ -335,8 +389,11 @@ class TabularMultiCat(TabularPandas):
         made = {f'{n}_na' for n in L(cont_names)}  # `FillMissing` adds these
         wanted = [c for c in L(cat_names)+L(cont_names) if c not in df.columns and c not in made]
         wanted += [n for n in self.multicat_names if not _in_cols(df, n, self.flag_groups)]
-        # a column a side table holds is missing only if its key is: name the key
-        missing = list(dict.fromkeys(ifnone(_side_of(self.meta, c, self.flag_groups), c) for c in wanted))
+        # a column a side table holds is missing only if its key is: name the key; a flag group: its missing flags
+        def names(c):
+            on = _side_of(self.meta, c, self.flag_groups)
+            return [on] if on is not None else [f for f in self.flag_groups[c] if f not in df.columns] if c in self.flag_groups else [c]
+        missing = list(dict.fromkeys(x for c in wanted for x in names(c)))
         missing = [c for c in missing if c not in df.columns]
         if missing: raise KeyError(f"column(s) {missing} not found; columns present: {list(df.columns)}" +
                                    ''.join(f", in the side table on '{on}': {list(t.columns)}" for on,t in self.meta.items()))
@@ -346,7 +403,8 @@ class TabularMultiCat(TabularPandas):
         super().setup()
 
     def process(self):
-        self.items = self._join(self.items, self.cat_names+self.cont_names)
+        joined = self._join(self.items, self.cat_names+self.cont_names, [] if _fills_missing(self.procs) else self.cont_names)
+        self.items = _plain_ids(joined, self.cat_names, check=False)
         self._check_cols(self.items, self.cat_names, self.cont_names)
         super().process()
 
@@ -375,10 +433,23 @@ class MultiCategorify(TabularProc):
         if name in flag_groups: return flag_values(df, flag_groups[name], name)
         return cell_values(df[name], sep, name)
 
+    def _side_values(self, to, n, on):
+        "(row, value) pairs of column `n` of the side table joined on `on`; errors say which table"
+        try: return self._values(to.meta[on], n, to.sep, to.flag_groups)
+        except (TypeError, ValueError) as e: raise type(e)(f"{e} (in the side table joined on '{on}')") from None
+
     def setups(self, to):
+        if not hasattr(to, 'multicat_names'):
+            raise TypeError(f"MultiCategorify needs a TabularMultiCat (a {type(to).__name__} cannot hold bags): use "
+                            "TabularMultiCat(df, procs, cat_names, cont_names, y_names, multicat_names=[...]) or TabularMultiCatDataLoaders.from_df")
+        # fastcore's `Transform.setup` swallows an AttributeError (the proc would silently stay unset): make it an error
+        try: self._setups(to)
+        except AttributeError as e: raise RuntimeError(f"MultiCategorify setup failed: {e!r}") from e
+
+    def _setups(self, to):
         self.bag_side = {n: _side_of(to.meta, n, to.flag_groups) for n in to.multicat_names}  # None: in the frame itself
         self.side_index = {on: _side_index(to.meta, on) for on in set(self.bag_side.values())-{None}}
-        side_vals = {n: self._values(to.meta[on], n, to.sep, to.flag_groups) for n,on in self.bag_side.items() if on}
+        side_vals = {n: self._side_values(to, n, on) for n,on in self.bag_side.items() if on}
         self.multicat_classes = {}
         for n in to.multicat_names:
             vals = [side_vals[n]] if n in side_vals else []
@@ -390,6 +461,9 @@ class MultiCategorify(TabularProc):
         "Bag ids of column `n` of `to`, and the `Bags` they point into"
         vocab,on = self.multicat_classes[n],self.bag_side[n]
         vals = self._values(to.items, n, to.sep, to.flag_groups) if _in_cols(to.items, n, to.flag_groups) else None
+        part = [c for c in to.flag_groups.get(n, []) if c in to.items.columns]
+        if vals is None and part: warnings.warn(f"flag group {n!r}: the rows have {part} but not all of {to.flag_groups[n]}: "
+                                                f"their {n!r} comes from the side table, not from these columns", stacklevel=2)
         if on is None: return np.arange(len(to), dtype=np.int32 if len(to)<2**31 else np.int64),encode_bags(vals, len(to), vocab)
         if on not in to.items.columns:
             raise KeyError(f"column '{on}' (to join '{n}' from its side table) not found; columns present: {list(to.items.columns)}")
@@ -407,8 +481,8 @@ class MultiCategorify(TabularProc):
         for n in to.multicat_names:
             ids,to.bags[n] = self._encode(to, n)
             to.items[n] = ids
-            for c in to.flag_groups.get(n, []):
-                if c in to.items.columns and c!=n: to.items.drop(columns=c, inplace=True)
+            flags = [c for c in to.flag_groups.get(n, []) if c in to.items.columns and c!=n]
+            if flags: to.items = to.items.drop(columns=flags)
 
     def decodes(self, to):
         for n in to.multicat_names:

@@ -17,10 +17,17 @@ from .core import _side_of, _side_index
 def _splits(n, valid_idx=None, valid_pct=0.2, seed=None):
     "Train and valid row positions: `valid_idx`, or a random `valid_pct` (the rows fastai's `RandomSplitter` picks)"
     if valid_idx is not None:
-        valid = np.asarray(valid_idx, dtype=np.int64).reshape(-1)
+        valid = np.asarray(valid_idx).reshape(-1)
+        if valid.dtype==bool:  # a mask over the rows, as `df.index.isin(...)` or `df.year>1997` give
+            if len(valid)!=n: raise ValueError(f"valid_idx is a mask of {len(valid)} values for a frame of {n} rows")
+            valid = np.flatnonzero(valid)
+        if len(valid) and (valid.dtype.kind not in 'iuf' or (valid.dtype.kind=='f' and not np.all(valid==np.round(valid)))):
+            raise TypeError(f"valid_idx holds row positions (ints) or a mask, got {valid.dtype} values such as {valid[0]!r}")
+        valid = valid.astype(np.int64)
         bad = valid[(valid<0) | (valid>=n)]
         if len(bad): raise IndexError(f"valid_idx holds {bad[0]}, out of range for a frame of {n} rows")
         if len(np.unique(valid))<len(valid): raise ValueError("valid_idx holds duplicate indices")
+        if n and len(valid)==n: raise ValueError(f"valid_idx holds all {n} rows: no training rows are left")
         mask = np.ones(n, bool); mask[valid] = False
         return np.flatnonzero(mask),valid
     if not 0<=valid_pct<1: raise ValueError(f"valid_pct must be in [0, 1), got {valid_pct}")

@@ -101,7 +101,7 @@ def test_bad_cells_name_column_row_and_value(cell, msg):
 
 
 def test_numeric_column_is_not_a_list_column():
-    with pytest.raises(TypeError, match="column 'price', row 0: 1.5 is a float64 value"):
+    with pytest.raises(TypeError, match=r"column 'price', row 0: 1.5 is a number \(dtype float64\)"):
         cell_values(pd.Series([1.5, 2.0]), name='price')
     assert len(cell_values(pd.Series([np.nan, np.nan]), name='genres')) == 0  # all missing is fine
 

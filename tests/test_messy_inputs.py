@@ -1,0 +1,152 @@
+"""Inputs of the shapes real frames have: categorical dtypes at prediction time, missing and mixed ids, numbers where lists
+are expected, flag groups and side tables named wrongly, masks as `valid_idx`; each gets the right encoding or an error
+that names the column and the value"""
+import warnings
+import numpy as np, pandas as pd, pytest
+from tabcollab.all import (CollabMultiCatDataLoaders, TabularMultiCatDataLoaders, TabularMultiCat, TabularPandas, MultiCategorify,
+                           collab_multicat_learner, cell_values, Categorify, FillMissing, Normalize)
+
+
+def ratings():
+    return pd.DataFrame({'user': [1,2,3]*4, 'item': [10,20,30,40]*3, 'rating': [1.,2.,3.,4.,5.,4.]*2})
+
+
+ITEMS = pd.DataFrame({'item': [10,20,30,40], 'genres': ['A','B','C','D']})
+
+
+def from_df(r, items=ITEMS, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return CollabMultiCatDataLoaders.from_df(r, items=items, **{'multicat_names': ['genres'], 'bs': 4, **kw})
+
+
+def decoded(dl, col):
+    "The decoded values of column `col` of `dl`'s rows"
+    to = dl.dataset.new(dl.dataset.items.copy()); to.decode()
+    return to.items[col].tolist()
+
+
+def test_category_dtype_at_prediction_time_is_encoded_by_the_learned_classes():
+    # `Categorify` takes a `category` column's own codes as they are: the classes it learned would be ignored
+    df = pd.DataFrame({'size': pd.Categorical(list('SMLSMLSMLS'), categories=['S','M','L']), 'tags': ['a','b']*5,
+                       'y': np.arange(10.)})
+    dls = TabularMultiCatDataLoaders.from_df(df, cat_names=['size'], multicat_names=['tags'], y_names='y', valid_idx=[9], bs=4)
+    assert decoded(dls.test_dl(df.iloc[:3]), 'size') == ['S','M','L']
+    r = ratings().assign(item=lambda d: d.item.astype('category'))
+    dls = from_df(r, valid_idx=[1,5,9])  # item 20 is only in the validation rows: not in the classes
+    test = dls.test_dl(r.iloc[:4])
+    assert decoded(test, 'item') == [10,'#na#',30,40]
+    assert decoded(test, 'genres') == [['A'],['B'],['C'],['D']]  # the bag is the row's own item's, whatever its code
+    plain = dls.test_dl(r.iloc[:4].astype({'item': int}))
+    assert (test.one_batch()[0]==plain.one_batch()[0]).all()
+    learn = collab_multicat_learner(dls)
+    assert learn.get_preds(dl=test)[0].shape==(4,1)
+
+
+def test_category_dtype_with_missing_values():
+    r = ratings().assign(item=lambda d: pd.Categorical(d.item.where(d.index!=0)))
+    dls = from_df(r, valid_idx=[5])
+    assert decoded(dls.test_dl(r.iloc[:2]), 'item')[0]=='#na#'
+
+
+@pytest.mark.parametrize('users', [pd.Series([1,2,None,4]*3, dtype=object), pd.Series([1,2,None,4]*3, dtype='Int64'),
+                                   pd.Series([2**60+1, 2**60+2, None, 2**60+4]*3, dtype=object)])
+def test_missing_ids_are_na(users):
+    r = ratings().assign(user=users)
+    dls = from_df(r, valid_pct=0)
+    classes = list(dls.classes['user'])
+    assert classes[0]=='#na#' and len(classes)==4 and all(c==c for c in classes)
+    assert classes[1:]==sorted(int(u) for u in users.dropna().unique())  # exact: big ids are not rounded through floats
+    assert (dls.train.cats[:,0]==0).sum()==3  # the three rows with no user are #na#
+
+
+def test_mixed_id_types_are_refused_naming_the_column():
+    r = ratings().assign(user=pd.Series([1,'a',3]*4, dtype=object))
+    with pytest.raises(TypeError, match=r"column 'user' mixes id types \(e.g. 1 and 'a'\)"): from_df(r)
+
+
+@pytest.mark.parametrize('cells', [pd.Series([1,2,3,4], dtype=object), pd.Series([1.0, np.nan, None, 2.0], dtype=object)])
+def test_numbers_only_list_column_is_refused_whatever_its_dtype(cells):
+    with pytest.raises(TypeError, match=r"column 'genres', row 0: 1(\.0)? is a number .*\(in the side table joined on 'item'\)"):
+        from_df(ratings(), items=ITEMS.assign(genres=cells))
+
+
+def test_numbers_beside_lists_are_one_value_lists_and_whole_floats_are_ints():
+    assert cell_values(pd.Series([[1,2], 3, 'a|b'])).tolist()==['1','2','3','a','b']
+    assert cell_values(pd.Series([[1,2], np.array([1.0]), [2], []])).tolist()==['1','2','1','2']
+    assert cell_values(pd.Series([[1.5], [np.float32(2.0)]])).tolist()==['1.5','2']
+
+
+def test_errors_give_row_labels():
+    with pytest.raises(TypeError, match=r"column 'tags', row 'b': \{'x': 1\} is not a list"):
+        cell_values(pd.Series(['a', {'x':1}], index=['a','b']), name='tags')
+
+
+def test_flag_group_with_a_missing_flag_column_names_it():
+    flags = pd.DataFrame({'item':[10,20,30,40], 'Drama':[1,0,1,0], 'Comedy':[0,1,1,0]})
+    with pytest.raises(KeyError, match=r"flag group 'genres': columns \['Horror'\] not found in the side table on 'item'"):
+        from_df(ratings(), items=flags, flag_groups={'genres': ['Drama','Comedy','Horror']})
+    with pytest.raises(KeyError, match=r"flag group 'genres': columns \['X', 'Y'\] not found in the data or its side tables"):
+        from_df(ratings(), items=flags, flag_groups={'genres': ['X','Y']})
+
+
+def test_flag_group_that_is_not_a_multicat_column_is_refused():
+    flags = pd.DataFrame({'item':[10,20,30,40], 'Drama':[1,0,1,0], 'Comedy':[0,1,1,0]})
+    with pytest.raises(ValueError, match=r"flag_groups names \['genres'\], which multicat_names \[\] lacks"):
+        from_df(ratings(), items=flags, flag_groups={'genres': ['Drama','Comedy']}, multicat_names=[])
+
+
+def test_list_column_in_two_side_tables_is_refused():
+    users = pd.DataFrame({'user': [1,2,3], 'genres': ['A','B','A|B']})
+    with pytest.raises(ValueError, match=r"column 'genres' is in the side tables joined on \['item', 'user'\]"):
+        from_df(ratings(), items=ITEMS, users=users)
+
+
+def test_unknown_items_are_missing_for_fill_missing():
+    items = ITEMS.assign(year=[1990., np.nan, 2000., 2010.])
+    dls = from_df(ratings(), items=items, cont_names=['year'], valid_idx=[0])
+    t = dls.test_dl(pd.DataFrame({'user':[1,1,1], 'item':[10,20,99]}))
+    na = t.dataset.items['year_na'].tolist()
+    assert na==[1,2,2]  # `FillMissing`'s codes: 1 present, 2 missing (a known item's NaN and an unknown item alike)
+    # without `FillMissing`, an unknown item's year is the side table's median (the model gets no NaN)
+    df = pd.DataFrame({'item': [10,20,30,99], 'y': [1.,2.,3.,4.]})
+    to = TabularMultiCat(df, procs=[Categorify], cat_names=['item'], cont_names=['year'], y_names='y', meta=items, meta_on='item')
+    assert to.items['year'].iloc[3]==2000. and to.items['year'].iloc[0]==1990.
+
+
+def test_valid_idx_as_a_mask_and_all_rows():
+    r = ratings()
+    mask = np.asarray(r.index%4==0)
+    a,b = from_df(r, valid_idx=mask),from_df(r, valid_idx=np.flatnonzero(mask))
+    assert a.valid.n==b.valid.n==mask.sum()
+    assert (a.valid.cats==b.valid.cats).all()
+    with pytest.raises(ValueError, match="valid_idx holds all 12 rows: no training rows are left"): from_df(r, valid_idx=list(range(12)))
+    with pytest.raises(ValueError, match="a mask of 3 values for a frame of 12 rows"): from_df(r, valid_idx=[True, False, True])
+
+
+def test_multicategorify_in_a_plain_tabularpandas_says_what_to_use():
+    df = pd.DataFrame({'tags': ['a|b', 'b'], 'y': [1., 2.]})
+    with pytest.raises(TypeError, match="MultiCategorify needs a TabularMultiCat"):
+        TabularPandas(df, procs=[MultiCategorify], y_names='y', reduce_memory=False)
+
+
+def test_flag_columns_in_the_ratings_are_dropped_without_a_pandas_warning():
+    r = ratings().assign(Drama=[1,0,0,1]*3, Comedy=[0,1,1,1]*3)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', DeprecationWarning)
+        warnings.simplefilter('error', FutureWarning)
+        dls = CollabMultiCatDataLoaders.from_df(r, multicat_names=['genres'], flag_groups={'genres': ['Drama','Comedy']}, bs=4,
+                                                valid_pct=0)
+    assert 'Drama' not in dls.train_ds.items.columns
+    assert dls.train_ds.items['genres'].dtype.kind=='i'
+
+
+def test_partial_flag_group_in_new_rows_warns_and_missing_flags_are_named():
+    flags = pd.DataFrame({'item':[10,20,30,40], 'Drama':[1,0,1,0], 'Comedy':[0,1,1,0]})
+    dls = from_df(ratings(), items=flags, flag_groups={'genres': ['Drama','Comedy']})
+    with pytest.warns(UserWarning, match=r"flag group 'genres': the rows have \['Drama'\] but not all of \['Drama', 'Comedy'\]"):
+        dls.test_dl(pd.DataFrame({'user':[1], 'item':[10], 'Drama':[0]}))
+    r = ratings().assign(Drama=[1,0,0,1]*3, Comedy=[0,1,1,1]*3)
+    dls = CollabMultiCatDataLoaders.from_df(r, multicat_names=['genres'], flag_groups={'genres': ['Drama','Comedy']}, bs=4)
+    with pytest.raises(KeyError, match=r"column\(s\) \['Comedy'\] not found"):
+        dls.test_dl(pd.DataFrame({'user':[1], 'item':[10], 'Drama':[0]}))
