@@ -96,7 +96,8 @@ _list_types = (list,tuple,set,frozenset,np.ndarray,pd.Series,dict)
 
 def _show(v): return repr(v.item() if isinstance(v, np.generic) else v)
 
-def _fail(name, row, value, why): raise TypeError(f"column '{name}', row {_show(row)}: {_show(value)} {why}")
+def _fail(name, row, value, why):
+    raise TypeError(f"{'' if name is None else f'column {name!r}, '}row {_show(row)}: {_show(value)} {why}")
 
 def _numbers_error(name, row, value, dtype, sep):
     _fail(name, row, value, f"is a number (dtype {dtype}): a multi-category column holds lists, "
@@ -259,8 +260,8 @@ def side_positions(keys:pd.Series, index:pd.Index, on:str, what:str='its side ta
 def warn_unmatched(pos:np.ndarray, on:str, names, what:str='its side table'):
     "Warn when some rows (`pos` -1) find no row of the side table `what` joined on `on`"
     n = int((pos<0).sum())
-    if n: warnings.warn(f"{n:,} of {len(pos):,} rows ({n/len(pos):.1%}) have a '{on}' that {what} does not list: "
-                        f"their {', '.join(map(repr, L(names)))} are #na#", stacklevel=3)
+    if n: warnings.warn(f"{n:,} of {len(pos):,} rows ({n/len(pos):.1%}) have a '{on}' value that {what} does not list: "
+                        f"their {', '.join(map(repr, L(names)))} are missing (#na#)", stacklevel=3)
 
 def _check_roles(cat_names, cont_names, y_names, multicat_names, flag_groups):
     "Raise when a column is given two roles (a bag column that is also a category would be encoded twice)"
@@ -604,7 +605,8 @@ class MultiCatEncode(DisplayedTransform):
     def __init__(self, vocab=None, sep='|'): store_attr()
     def setups(self, dsets):
         if self.vocab is None and dsets is not None:
-            self.vocab = BagVocab(cell_values(pd.Series(list(dsets), dtype=object), self.sep))
+            try: self.vocab = BagVocab(cell_values(pd.Series(list(dsets), dtype=object), self.sep))
+            except TypeError as e: raise TypeError(f"MultiCatBlock, training items: {e}") from None
     # a fastai `Transform` maps itself over the parts of a tuple: a tuple cell is one bag, so it goes in as a list
     def __call__(self, o, **kwargs): return super().__call__(list(o) if type(o) is tuple else o, **kwargs)
     def encodes(self, o): return TensorBag(encode_bags(cell_values(pd.Series([o], dtype=object), self.sep), 1, self.vocab).values)

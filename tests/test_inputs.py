@@ -108,7 +108,7 @@ def test_int_ids_and_str_item_table_are_refused(data):
 
 def test_ratings_without_metadata_are_counted(data):
     ratings,items = data
-    with pytest.warns(UserWarning, match=r"of 3,000 rows \(.*\) have a 'item' that items does not list: their 'title', 'genres' are #na#"):
+    with pytest.warns(UserWarning, match=r"of 3,000 rows \(.*\) have a 'item' value that items does not list: their 'title', 'genres' are missing \(#na#\)"):
         from_df(ratings, items.iloc[10:])
 
 

@@ -150,3 +150,12 @@ def test_partial_flag_group_in_new_rows_warns_and_missing_flags_are_named():
     dls = CollabMultiCatDataLoaders.from_df(r, multicat_names=['genres'], flag_groups={'genres': ['Drama','Comedy']}, bs=4)
     with pytest.raises(KeyError, match=r"column\(s\) \['Comedy'\] not found"):
         dls.test_dl(pd.DataFrame({'user':[1], 'item':[10], 'Drama':[0]}))
+
+
+@pytest.mark.parametrize('cells,msg', [(pd.Series([1,2,3,4], dtype=object), r"MultiCatBlock, training items: row \d: \d is a number"),
+                                       ([{'a':1},'a|b','b','c'], r"MultiCatBlock, training items: row \d: \{'a': 1\} is not a list")])
+def test_multicatblock_bad_cells(cells, msg):
+    from tabcollab.all import DataBlock, MultiCatBlock, RegressionBlock, ColReader
+    df = pd.DataFrame({'tags': cells, 'y': [1.,2,3,4]})
+    dblock = DataBlock(blocks=(MultiCatBlock(), RegressionBlock()), get_x=ColReader('tags'), get_y=ColReader('y'))
+    with pytest.raises(TypeError, match=msg): dblock.dataloaders(df, bs=2)
