@@ -292,9 +292,16 @@ def _plain_ids(df, cat_names, check:bool=True):
     for c,col in new.items(): df[c] = col
     return df
 
-def _fills_missing(procs) -> bool:
-    "Does `procs` (classes, instances or a `Pipeline` of them) hold a `FillMissing`?"
-    return any(isinstance(p, FillMissing) or (isinstance(p, type) and issubclass(p, FillMissing)) for p in L(getattr(procs, 'fs', procs)))
+def _fill_missing(procs):
+    "The `FillMissing` of `procs` (classes, instances or a `Pipeline` of them), or None"
+    return next((p for p in L(getattr(procs, 'fs', procs))
+                 if isinstance(p, FillMissing) or (isinstance(p, type) and issubclass(p, FillMissing))), None)
+
+def _unfillable(procs, cont_names) -> list:
+    "Continuous columns that must not hold NaN: all without a `FillMissing`; with a set-up one, those it saw no NaN in (it asserts)"
+    fm = _fill_missing(procs)
+    if fm is None: return L(cont_names)
+    return [] if isinstance(fm, type) or not hasattr(fm, 'na_dict') else [c for c in L(cont_names) if c not in fm.na_dict]
 
 def _check_sides(df, names, meta, flag_groups):
     "Raise when a column the data lacks is in several side tables (which one to join would be a guess)"
@@ -344,7 +351,7 @@ class TabularMultiCat(TabularPandas):
             _check_flag_groups(df, self.multicat_names, self.flag_groups, self.meta)
             _check_sides(df, L(cat_names)+L(cont_names)+self.multicat_names, self.meta, self.flag_groups)
             self._check_joins(df, L(cat_names)+L(cont_names))
-            df = self._join(df, L(cat_names)+L(cont_names), [] if _fills_missing(procs) else L(cont_names))
+            df = self._join(df, L(cat_names)+L(cont_names), _unfillable(procs, cont_names))
             self._check_cols(df, cat_names, cont_names)
             df = _plain_ids(df, cat_names)
         self.n_train = len(df)
@@ -377,7 +384,7 @@ class TabularMultiCat(TabularPandas):
             if on is None or on not in df.columns: continue
             if on not in pos: pos[on] = side_positions(df[on], _side_index(self.meta, on), on, strict=False)  # checked at setup
             col = self.meta[on][n]
-            # NaN: `#na#` for a category, missing for `FillMissing` (its `_na` flag is set); without one, the median
+            # NaN: `#na#` for a category, missing for `FillMissing` (its `_na` flag is set); where it cannot fill, the median
             fill = col.median() if n in medians and pd.api.types.is_numeric_dtype(col) else np.nan
             new[n] = pd.Series(col.to_numpy()[pos[on].clip(0)], index=df.index).where(pos[on]>=0, fill)
         if not new: return df
@@ -404,7 +411,7 @@ class TabularMultiCat(TabularPandas):
         super().setup()
 
     def process(self):
-        joined = self._join(self.items, self.cat_names+self.cont_names, [] if _fills_missing(self.procs) else self.cont_names)
+        joined = self._join(self.items, self.cat_names+self.cont_names, _unfillable(self.procs, self.cont_names))
         self.items = _plain_ids(joined, self.cat_names, check=False)
         self._check_cols(self.items, self.cat_names, self.cont_names)
         super().process()
@@ -417,6 +424,13 @@ class TabularMultiCat(TabularPandas):
 
     @property
     def x_names(self): return self.cat_names + self.cont_names + self.multicat_names
+
+    def unknown_cont(self, name) -> float:
+        "What rows tabcollab makes (side tables, `recommend`) hold in continuous column `name` when it is unknown"
+        # NaN where `FillMissing` fills it (its `_na` flag set), else the training mean (0 once normalised)
+        if name not in _unfillable(self.procs, [name]): return np.nan
+        norm = next((p for p in L(getattr(self.procs, 'fs', self.procs)) if isinstance(p, Normalize)), None)
+        return float(norm.means[name]) if name in getattr(norm, 'means', {}) else 0.
 
     def show(self, max_n=10, **kwargs):
         "Show the first `max_n` rows decoded, multi-category columns as `sep`-joined strings"

@@ -184,7 +184,7 @@ class TabularCollabMultiCat(TabularMultiCat):
             n,joined = len(ids)+1,lambda c: c not in self.meta and _side_of(self.meta, c, self.flag_groups) is not None
             made = {f'{c}_na' for c in self.cont_names}  # `FillMissing` adds them
             cols = {c: _blank(n, 'cat') for c in self.cat_names if c not in made and not joined(c)}
-            cols.update({c: _blank(n, 'cont') for c in self.cont_names if not joined(c)})
+            cols.update({c: np.full(n, self.unknown_cont(c)) for c in self.cont_names if not joined(c)})
             cols.update({c: _blank(n, 'multicat') for c in self.multicat_names if not joined(c)})
             cols[key] = pd.Series([None, *ids], dtype=object)  # row c is code c: 0 is `#na#`
             to = self.new(pd.DataFrame(cols)[[c for c in cols]])

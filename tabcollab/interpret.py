@@ -42,14 +42,14 @@ def _ids(vocab) -> pd.Series:
     return ids.astype(np.int64) if pd.api.types.is_integer_dtype(ids.dtype) else ids
 
 def _rows(ds, users, items):
-    "A raw frame of (user, item) rows, other input columns missing (`#na#`) unless a side table has them"
+    "A raw frame of (user, item) rows, other input columns missing (`#na#`, `unknown_cont`) unless a side table has them"
     df = pd.DataFrame({ds.roles.user: users, ds.roles.item: items})
     joined = lambda n: _side_of(ds.meta, n, ds.flag_groups) is not None
     made = {f'{n}_na' for n in ds.cont_names}  # `FillMissing` adds them
     for n in ds.cat_names:
         if n not in df and n not in made and not joined(n): df[n] = np.nan
     for n in ds.cont_names:
-        if not joined(n): df[n] = np.nan
+        if not joined(n): df[n] = ds.unknown_cont(n)
     for n in ds.multicat_names:
         if not joined(n): df[n] = None
     return df
