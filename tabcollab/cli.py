@@ -63,11 +63,18 @@ def _out(out, format):
     if format=='safetensors' and out.suffix in ('.pkl','.pth'):
         raise ValueError(f"--out {out} names a pickle but --format is safetensors: add --format pickle, or name it {out.stem}.safetensors")
     if not out.parent.is_dir(): raise FileNotFoundError(f"--out {out}: there is no folder {out.parent}")
+    if out.is_dir(): raise IsADirectoryError(f"--out {out} is a folder: name the file, e.g. {out/FORMATS[format]}")
+    existed = out.exists()
+    try: open(out, 'ab').close()  # before training, not after it: a folder we may not write to, /proc...
+    except OSError as e: raise OSError(f"--out {out}: cannot write there ({e.strerror})") from None
+    if not existed: out.unlink()
     return out
 
 def _save(learn, out, format):
     "Save `learn` to `out` as `format`: 'safetensors' (`save_tabcollab`) or 'pickle' (`learn.export`)"
-    if format=='pickle': learn.export(Path(out).absolute())
+    if format=='pickle':
+        try: learn.export(Path(out).absolute())
+        except RuntimeError as e: raise OSError(f"cannot write {out}: {str(e).splitlines()[0]}") from None  # torch's zip writer
     else: save_tabcollab(learn, out)
 
 def _kind_of(path):
@@ -252,8 +259,13 @@ def tabcollab_evaluate(
         print(f"RMSE on {len(ratings):,} ratings: {res['rmse']:.4f}")
     m = ifnone(min_rating, ifnone(ro.min_rating, 4.))
     if ro.implicit and ro.min_rating is not None: m = max(m, ro.min_rating)  # below its own, nothing is a positive
+    if min_rating is not None and m>min_rating:
+        print(f"--min-rating {min_rating:g} is below the model's own ({m:g}): using {m:g}", file=sys.stderr)
     rank = RankingEval(_K, min_rating=m).compute(learn, dl)
     rule = f"rated >= {m:g}" if ro.rating is not None else "every row"
+    if rank.get('n_relevant_in_train'):
+        print(f"{rank['n_relevant_in_train']:,} relevant rows are ratings the model was trained on: not candidates, left out "
+              f"(evaluate on held-out ratings)", file=sys.stderr)
     if not rank: print(f"no row of a known user and item is relevant ({rule}): no ranking metrics")
     else:
         print(f"ranking at {_K} of {rank['n_users']:,} users (relevant: {rule}; "

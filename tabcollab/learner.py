@@ -84,8 +84,12 @@ class MultiCatLearner(TabularLearner):
 
     def get_preds(self, ds_idx=1, dl=None, *args, **kwargs):
         "fastai's `get_preds`; an empty set gives empty predictions (fastai's gives `None`)"
+        if kwargs.get('with_loss') and getattr(self.dls.train, 'implicit', False):
+            raise ValueError("get_preds(with_loss=True): a ranking model has no per-row loss on its validation rows (they are "
+                             "ranked against every item): use learn.validate() for the ranking metrics")
+        if dl is None: dl = self.dls[ds_idx].new(shuffle=False, drop_last=False)  # what fastai's does, made here to know it is in order
         # an unshuffled loader is already in order: no reordering (it would index the empty negatives of implicit test sets)
-        if dl is not None and not getattr(dl, 'shuffle', True): kwargs.setdefault('reorder', False)
+        if not getattr(dl, 'shuffle', True): kwargs.setdefault('reorder', False)
         res = super().get_preds(ds_idx, dl, *args, **kwargs)
         if res and res[0] is None: res = (torch.zeros(0, getattr(self.dls, 'c', None) or 1), *res[1:])
         return res

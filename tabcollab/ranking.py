@@ -133,10 +133,12 @@ class RankingEval:
         if not len(users): return {}
         top,_ = top_items(learn.model, ds, users, self.k, exclude='train')
         relevant = seen_mask(pair_codes(u, i, ds.n_items), users, ds.n_items)
-        res = ranking_metrics(top, relevant, self.k)
+        # an item rated in training is not a candidate: relevant there, it would count as a miss no model could avoid
+        seen = ds.seen(users, train_only=True)
+        res = {**ranking_metrics(top, relevant, self.k, exclude=seen), 'n_relevant_in_train': int((relevant & seen).sum())}
         if self.auc:
             scores = torch.cat([score_items(learn.model.eval(), ds, us).cpu() for us in torch.as_tensor(users).split(_chunk(learn.model, ds.n_items))])
-            res['auc'] = float(auc_of(scores, relevant, ds.seen(users, train_only=True)).nanmean())
+            res['auc'] = float(auc_of(scores, relevant, seen).nanmean())
         return res
 
     def value(self, name):

@@ -149,7 +149,11 @@ def save_tabcollab(
     config = json.dumps({'data': _jsonable(data, 'the data'), 'learner': _learner_state(learn),
                          'tabcollab': tabcollab.__version__}, sort_keys=True)
     path = Path(path)
-    save_file(tensors, path, metadata={'format': FORMAT, 'config': config, 'sha256': _digest(config, tensors)})
+    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: name the file to write, e.g. {path/'model.safetensors'}")
+    try: save_file(tensors, path, metadata={'format': FORMAT, 'config': config, 'sha256': _digest(config, tensors)})
+    except Exception as e:  # safetensors' `SafetensorError` says "Error while serializing: I/O error" and no path
+        if isinstance(e, (TypeError, ValueError)): raise
+        raise OSError(f"cannot write {path}: {e}") from None
     return path
 
 # %% ../nbs/07_save.ipynb #474c9d12

@@ -142,8 +142,16 @@ def test_implicit(folder, tmp_path, capsys):
     assert status == 0 and 'RMSE' not in out and 'relevant: rated >= 4;' in out.splitlines()[0], err
     # a ranking model never counts the ratings below its own threshold: a lower --min-rating says what it used
     for m,used in [(3, 4), (5, 5)]:
-        status,out,_ = run_main(capsys, 'evaluate', '--model', f, '--data', folder.parent/'test.csv', '--min-rating', m)
+        status,out,err = run_main(capsys, 'evaluate', '--model', f, '--data', folder.parent/'test.csv', '--min-rating', m)
         assert status == 0 and f'relevant: rated >= {used};' in out
+        assert ("--min-rating 3 is below the model's own (4): using 4" in err) == (m==3)
+    # evaluated on its own training ratings, these are not candidates: left out (and said), not counted as misses
+    status,out,err = run_main(capsys, 'evaluate', '--model', f, '--data', folder/'ratings.csv')
+    assert status == 0 and 'relevant rows are ratings the model was trained on: not candidates, left out' in err
+    learn = load_tabcollab(f)
+    data = ratings(folder)
+    res = RankingEval(10, 4).compute(learn, learn.dls.test_dl(data))
+    assert res['n_relevant_in_train'] > 0 and res['precision@10'] > 0
 
 
 def test_most_popular_matches_a_naive_count(folder):
@@ -198,6 +206,9 @@ BAD = [  # (arguments, the start of the one-line error)
     (['train', '--format', 'zip'], "tabcollab train: error: --format must be one of safetensors, pickle, got 'zip'"),
     (['train', '--out', 'm.pkl'], "tabcollab train: error: --out m.pkl names a pickle but --format is safetensors"),
     (['train', '--out', '/no/such/dir/m.safetensors'], "tabcollab train: error: --out /no/such/dir/m.safetensors: there is no folder /no/such/dir"),
+    (['train', '--out', '{folder}'], "tabcollab train: error: --out {folder} is a folder: name the file, e.g. {folder}/model.safetensors"),
+    (['train', '--out', '{folder}', '--format', 'pickle'], "tabcollab train: error: --out {folder} is a folder: name the file, e.g. {folder}/model.pkl"),
+    (['train', '--out', '/proc/m.safetensors'], "tabcollab train: error: --out /proc/m.safetensors: cannot write there"),
     (['train', '--split', 'u9'], "tabcollab train: error: --split must be one of u1, u2, u3, u4, u5, ua, ub"),
     (['train', '--data', '/no/such/folder'], "tabcollab train: error: '/no/such/folder' is neither a folder nor a MovieLens release name"),
     (['recommend', '--model', '{model}', '--user', '1', '-n', '0'], "tabcollab recommend: error: -n/--n must be an integer >= 1, got 0"),

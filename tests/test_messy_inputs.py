@@ -200,3 +200,16 @@ def test_new_rows_with_nan_in_a_column_training_had_none_in_still_fail_as_in_fas
     learn = complete_conts
     with pytest.raises(AssertionError, match="nan values in `hour`"):
         learn.dls.test_dl(pd.DataFrame({'user': [1], 'item': [1], 'hour': [np.nan]}))
+
+
+def test_implicit_get_preds_with_input_and_a_clear_with_loss_error():
+    from tabcollab.all import synthetic_movielens
+    r,i = synthetic_movielens(n_users=60, n_items=50, n_ratings=1500, seed=3)
+    dls = CollabMultiCatDataLoaders.from_df(r, items=i, multicat_names=['genres'], bs=128, implicit=True, min_rating=4)
+    learn = collab_multicat_learner(dls)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1)
+        inp,preds,_ = learn.get_preds(with_input=True)
+        assert len(inp)==dls.n_inp and preds.shape==(len(dls.valid_ds),1)
+        assert (learn.get_preds()[0]==preds).all()
+        with pytest.raises(ValueError, match="a ranking model has no per-row loss"): learn.get_preds(with_loss=True)

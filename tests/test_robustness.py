@@ -218,3 +218,8 @@ def test_same_seed_same_results_in_fresh_processes(tmp_path):
     '''
     a,b = [np.array(json.loads(run_py(code).splitlines()[-1])) for _ in range(2)]
     assert np.abs(a-b).max() <= 1e-6
+
+
+def test_save_tabcollab_to_a_folder_or_an_unwritable_path_names_it(learn, tmp_path):
+    with pytest.raises(IsADirectoryError, match=f"{tmp_path} is a folder: name the file to write"): save_tabcollab(learn, tmp_path)
+    with pytest.raises(OSError, match="cannot write /proc/m.safetensors"): save_tabcollab(learn, '/proc/m.safetensors')
