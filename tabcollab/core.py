@@ -17,6 +17,11 @@ import warnings
 # %% ../nbs/00_core.ipynb #4f2d1e0c
 BAG_PAD,BAG_NA = '#pad#','#na#'
 
+def _check_int(v, name:str, lo:int=1) -> int:
+    "`v` as an int when it is a whole number >= `lo` (not a bool), else a `ValueError` naming argument `name`"
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v<lo: raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
 # %% ../nbs/00_core.ipynb #332b8ad6
 def _as_idx(idx):
     "`idx` as a `LongTensor` (copying numpy arrays, which may be read-only)"
@@ -413,8 +418,19 @@ class TabularMultiCat(TabularPandas):
     def process(self):
         joined = self._join(self.items, self.cat_names+self.cont_names, _unfillable(self.procs, self.cont_names))
         self.items = _plain_ids(joined, self.cat_names, check=False)
+        self._warn_id_kinds()
         self._check_cols(self.items, self.cat_names, self.cont_names)
         super().process()
+
+    def _warn_id_kinds(self):
+        "Warn when new rows give a categorical column ids of another kind than its classes ('196' for 196): all would be #na#"
+        cat = next((p for p in L(getattr(self.procs, 'fs', self.procs)) if isinstance(p, Categorify)), None)
+        for c in self.cat_names:
+            if cat is None or c not in getattr(cat, 'classes', {}) or c not in self.items.columns: continue
+            a,b = key_kind(self.items[c], c),key_kind(pd.Series(list(cat.classes[c][1:]), dtype=object), c)
+            if 'empty' not in (a,b) and a!=b:
+                warnings.warn(f"column '{c}' holds {a} ids (e.g. {_show(self.items[c].dropna().iloc[0])}) but its classes are {b} ids "
+                              f"(e.g. {_show(cat.classes[c][1])}): none can match, they are #na#; convert them to the classes' type", stacklevel=3)
 
     _carry = ('procs','cat_names','cont_names','y_names','device','multicat_names','sep','flag_groups','meta','bags')
     def new(self, df, inplace=False):

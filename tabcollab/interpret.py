@@ -10,11 +10,12 @@ __all__ = ['component_extremes']
 # %% ../nbs/06_interpret.ipynb #c986c6a9
 from fastai.tabular.all import *
 from .core import *
-from .core import _side_of
+from .core import _side_of, _check_int
 from .data import *
 from .models import *
 from .ranking import *
 from .learner import CollabMultiCatLearner
+import re
 import matplotlib.pyplot as plt
 
 # %% ../nbs/06_interpret.ipynb #ebaa3c16
@@ -122,6 +123,8 @@ def item_pca(self:CollabMultiCatLearner,
     "Principal components of the item vectors, with each item's title, genres, number and mean of ratings"
     ds = _collab_ds(self)
     frame,v,_ = self.item_vectors()
+    if _check_int(n_components, 'n_components')>v.shape[1]:
+        raise ValueError(f"n_components must be at most the {v.shape[1]} factors of the item vectors, got {n_components}")
     stats = ds.item_stats.iloc[1:].reset_index(drop=True)
     frame = pd.concat([frame, stats], axis=1)
     keep = (frame['count']>min_ratings).to_numpy()
@@ -153,6 +156,8 @@ def plot_item_pca(self:CollabMultiCatLearner,
     figsize=(10,10),
 ) -> tuple:
     "Scatter of the items on two principal components, the most rated ones labelled with their titles"
+    for name,pc in (('x',x),('y',y)):
+        if not (isinstance(pc, str) and re.fullmatch(r'PC[1-9]\d*', pc)): raise ValueError(f"{name} must name a component, 'PC1', 'PC2'..., got {pc!r}")
     pca = self.item_pca(n_components=max(int(x[2:]), int(y[2:])), min_ratings=min_ratings)
     fig,ax = plt.subplots(figsize=figsize)
     ax.scatter(pca[x], pca[y], s=8, alpha=0.4, color='tab:blue')
@@ -215,6 +220,7 @@ def similar_items(self:CollabMultiCatLearner,
     n:int=10, # How many
 ) -> pd.DataFrame: # item, title, genres..., similarity
     "The `n` items whose vectors are closest to `item`'s by cosine similarity (not counting itself)"
+    n = _check_int(n, 'n')
     frame,v,_ = self.item_vectors()
     i = _item_pos(frame, item)
     sim = to_np(_cosine(v, i))
@@ -228,7 +234,7 @@ def similar_genres(self:CollabMultiCatLearner,
     col:str=None, # Multi-category column (default: the first)
 ) -> pd.DataFrame: # value, similarity
     "The `n` values of `col` whose embeddings are closest to `value`'s (cosine similarity)"
-    col = ifnone(col, _collab_ds(self).multicat_names[0])
+    n,col = _check_int(n, 'n'),ifnone(col, _collab_ds(self).multicat_names[0])
     emb = self.embeddings(col).drop(columns='bias', errors='ignore')
     if value not in emb.index: raise KeyError(f"{value!r} is not a value of '{col}': {list(emb.index)}")
     i = emb.index.get_loc(value)
@@ -244,10 +250,13 @@ def recommend(self:CollabMultiCatLearner,
     exclude_seen:bool=True, # Leave out the items each user rated (training and validation rows)
     chunk:int=None, # Users scored at once (default: about 16M scores; memory stays bounded)
 ) -> pd.DataFrame: # item, title, genres..., predicted (score for a ranking model); `user` and `rank` first for several users
-    "The `n` best items for `user` (or for each of several users), by predicted rating or ranking score"
+    "The `n` best items for `user` (or for each of several users) among the items the model knows, by predicted rating or ranking score"
     ds = _collab_ds(self)
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n<1: raise ValueError(f"n must be a positive integer, got {n!r}")
-    one = user is not None and not is_listy(user) and not isinstance(user, (np.ndarray, pd.Series, pd.Index))
+    n = _check_int(n, 'n')
+    if isinstance(user, bool): raise ValueError(f"user must be a user id, a list of them or None, got {user!r}")
+    listy = is_listy(user) or isinstance(user, (np.ndarray, pd.Series, pd.Index))
+    if not listy and not isinstance(user, (str, bytes)) and hasattr(user, '__iter__'): user,listy = list(user),True  # a generator, dict keys...
+    one = user is not None and not listy
     codes = _user_codes(ds, [user] if one else None if user is None else list(user))
     top,scores = top_items(self.model, ds, codes, n, exclude='seen' if exclude_seen else None, chunk=chunk)
     frame,_ = self.items_frame()

@@ -13,7 +13,7 @@ __all__ = ['COLLAB_LR', 'COLLAB_WD', 'RANK_LR', 'RANK_WD', 'rating_range', 'MSEL
 from fastai.tabular.all import *
 import ctypes, functools
 from .core import *
-from .core import _side_of
+from .core import _side_of, _check_int
 from .data import *
 from .models import *
 from .ranking import *
@@ -145,6 +145,8 @@ def collab_multicat_learner(
     ds = dls.train_ds
     if not isinstance(ds, TabularCollabMultiCat): raise TypeError("collab_multicat_learner needs `CollabMultiCatDataLoaders.from_df` data")
     implicit = ds.roles.implicit
+    _check_int(n_factors, 'n_factors')
+    if not 0<=item_dropout<1: raise ValueError(f"item_dropout is a share of the rows, in [0, 1): got {item_dropout!r}")
     if len(dls.train)==0: raise ValueError(f"the training set has {len(dls.train_ds)} rows: not one batch of {dls.bs} (lower bs)")
     if implicit:
         if y_range is not None: raise ValueError("implicit data is ranked, not rated: y_range does not apply")

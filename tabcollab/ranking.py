@@ -11,6 +11,7 @@ __all__ = ['SampledSoftmaxLoss', 'BPRLoss', 'item_inputs', 'score_items', 'top_i
 # %% ../nbs/03a_ranking.ipynb #78af1bf5
 from fastai.tabular.all import *
 from .core import *
+from .core import _check_int
 from .data import *
 from .models import *
 from .models import _col_mask
@@ -91,6 +92,7 @@ def top_items(model, ds:TabularCollabMultiCat, user_codes, k:int=10,
     "The `k` best items for each of `user_codes`, in chunks of users, leaving out the items each one has seen"
     if int(k)!=k or k<1: raise ValueError(f"k must be a positive integer, got {k!r}")
     if exclude not in ('seen','train',None): raise ValueError(f"exclude must be 'seen', 'train' or None, got {exclude!r}")
+    if chunk is not None: _check_int(chunk, 'chunk')
     user_codes,k = torch.as_tensor(user_codes, dtype=torch.long).reshape(-1),min(int(k), ds.n_items)
     # the dot-product model: item vectors once, and its output function (`sigmoid_range`, which keeps the order of the
     # scores) on the k best only; other models score each chunk of users against every item

@@ -192,7 +192,7 @@ def test_recommend_n_must_be_positive(data):
     ratings,items = data
     learn = fit(from_df(ratings, items))
     for n in [-5, 0, 2.5]:
-        with pytest.raises(ValueError, match="n must be a positive integer"): learn.recommend(ratings.user[0], n=n)
+        with pytest.raises(ValueError, match="n must be an integer >= 1"): learn.recommend(ratings.user[0], n=n)
 
 
 def test_multicat_block_keeps_every_value_of_a_tuple():

@@ -213,3 +213,42 @@ def test_implicit_get_preds_with_input_and_a_clear_with_loss_error():
         assert len(inp)==dls.n_inp and preds.shape==(len(dls.valid_ds),1)
         assert (learn.get_preds()[0]==preds).all()
         with pytest.raises(ValueError, match="a ranking model has no per-row loss"): learn.get_preds(with_loss=True)
+
+
+@pytest.fixture(scope='module')
+def small_learner():
+    from tabcollab.all import synthetic_movielens
+    r,i = synthetic_movielens(n_users=60, n_items=50, n_ratings=1500, seed=3)
+    learn = collab_multicat_learner(CollabMultiCatDataLoaders.from_df(r, items=i, multicat_names=['genres'], bs=64, seed=0), n_factors=8)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    return learn
+
+
+@pytest.mark.parametrize('call,msg', [
+    (lambda l: l.recommend(1, chunk=0), "chunk must be an integer >= 1, got 0"),
+    (lambda l: l.recommend(1, chunk=1.5), "chunk must be an integer >= 1, got 1.5"),
+    (lambda l: l.recommend(True), "user must be a user id, a list of them or None, got True"),
+    (lambda l: l.similar_items(1, n=-1), "n must be an integer >= 1, got -1"),
+    (lambda l: l.similar_items(1, n=2.5), "n must be an integer >= 1, got 2.5"),
+    (lambda l: l.similar_genres('Comedy', n=0), "n must be an integer >= 1, got 0"),
+    (lambda l: l.item_pca(n_components=0), "n_components must be an integer >= 1, got 0"),
+    (lambda l: l.item_pca(n_components=9, min_ratings=0), "n_components must be at most the 8 factors"),
+    (lambda l: l.plot_item_pca(x='foo'), "x must name a component, 'PC1', 'PC2'..., got 'foo'"),
+    (lambda l: collab_multicat_learner(l.dls, n_factors=0), "n_factors must be an integer >= 1, got 0"),
+    (lambda l: collab_multicat_learner(l.dls, item_dropout=2), r"item_dropout is a share of the rows, in \[0, 1\): got 2"),
+])
+def test_bad_arguments_name_themselves(small_learner, call, msg):
+    with pytest.raises(ValueError, match=msg): call(small_learner)
+
+
+def test_recommend_takes_any_iterable_of_users(small_learner):
+    a = small_learner.recommend([1, 2], n=3)
+    assert a.equals(small_learner.recommend(iter([1, 2]), n=3)) and a.equals(small_learner.recommend((u for u in [1, 2]), n=3))
+
+
+def test_ids_of_another_type_at_prediction_time_warn(small_learner):
+    with pytest.warns(UserWarning, match=r"column 'user' holds string ids \(e.g. '1'\) but its classes are number ids"):
+        small_learner.dls.test_dl(pd.DataFrame({'user': ['1'], 'item': [1]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UserWarning)
+        small_learner.dls.test_dl(pd.DataFrame({'user': [1, 99999], 'item': [1, 2]}))  # unknown ids of the right type: no warning
