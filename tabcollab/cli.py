@@ -20,7 +20,7 @@ from .interpret import *
 from .metrics import *
 from .ranking import RankingEval
 from .save import save_tabcollab, load_tabcollab, TabCollabFileError
-import sys, math, warnings
+import sys, math, warnings, contextlib
 
 # %% ../nbs/08_cli.ipynb #5e8f0a11
 def _int_at_least(v, opt, lo=1):
@@ -122,6 +122,12 @@ def _ranking_table(rows:dict, k=_K) -> str:
     return pd.DataFrame({n: {c: r[c] for c in cols} for n,r in rows.items()}).T.to_string(float_format=lambda x: f'{x:.4f}')
 
 # %% ../nbs/08_cli.ipynb #cb645d46
+class _EpochLines(Callback):
+    "Print the epochs' table one plain line per epoch, as fastai's progress bar lays it out"
+    order = Recorder.order+1  # after the `Recorder` has logged the epoch
+    def before_fit(self): print('  '.join(self.recorder.metric_names), flush=True)
+    def after_epoch(self): print('  '.join(f'{v:.6f}' if isinstance(v, float) else str(v) for v in self.recorder.log), flush=True)
+
 @call_parse
 def tabcollab_train(
     data:str=None, # A MovieLens folder or release name (ml-100k, ml-latest-small...); default: the embedded synthetic MovieLens
@@ -166,7 +172,10 @@ def tabcollab_train(
     learn = collab_multicat_learner(dls, n_factors=n_factors, use_nn=use_nn, **({} if len(valid) else {'metrics': []}))
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='Your generator is empty')  # fastai's, with no validation set
-        learn.fit_one_cycle(epochs, lr)
+        # piped or redirected: the epochs' table as plain lines, without the bar's redraws (fastprogress writes them as text)
+        if sys.stdout.isatty(): learn.fit_one_cycle(epochs, lr)
+        else:
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, cbs=_EpochLines())
     if not len(valid): print("no validation set (--valid-pct 0): no validation score")
     elif implicit:
         res = RankingEval(_K).compute(learn)

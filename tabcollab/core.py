@@ -427,7 +427,9 @@ class TabularMultiCat(TabularPandas):
         cat = next((p for p in L(getattr(self.procs, 'fs', self.procs)) if isinstance(p, Categorify)), None)
         for c in self.cat_names:
             if cat is None or c not in getattr(cat, 'classes', {}) or c not in self.items.columns: continue
-            a,b = key_kind(self.items[c], c),key_kind(pd.Series(list(cat.classes[c][1:]), dtype=object), c)
+            try: a = key_kind(self.items[c], c)
+            except TypeError: a = 'mixed'  # new rows may mix kinds: those unlike the classes are #na#, as unknown ids are
+            b = key_kind(pd.Series(list(cat.classes[c][1:]), dtype=object), c)
             if 'empty' not in (a,b) and a!=b:
                 warnings.warn(f"column '{c}' holds {a} ids (e.g. {_show(self.items[c].dropna().iloc[0])}) but its classes are {b} ids "
                               f"(e.g. {_show(cat.classes[c][1])}): none can match, they are #na#; convert them to the classes' type", stacklevel=3)

@@ -165,6 +165,9 @@ def _read(path):
         with safe_open(path, framework='pt') as f:
             meta,tensors = f.metadata() or {},{k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
+        with open(path, 'rb') as f: zipped = f.read(2)==b'PK'  # torch.save's zip: `learn.export`'s pickle
+        if zipped:
+            raise TabCollabFileError(f"{path} is a pickled learner (learn.export), not a safetensors file: load it with load_learner") from None
         raise TabCollabFileError(f"{path} is not a complete safetensors file ({e}): truncated or damaged?") from None
     if meta.get('format')!=FORMAT: raise TabCollabFileError(f"{path} is a safetensors file but not one written by save_tabcollab")
     if _digest(meta.get('config', ''), tensors)!=meta.get('sha256'):

@@ -82,7 +82,7 @@ def test_unseen_users_items_and_values_at_prediction_time(learn):
     "Unknown ids and list values become #na#: never an index error"
     rows = pd.DataFrame({'user': [10**6, 'someone', 1], 'item': [10**6, 'thing', 10**6],
                          'genres': [['Nonsense'], [], 'Drama|Alien genre']})
-    dl = learn.dls.test_dl(rows)
+    with pytest.warns(UserWarning, match="column 'user' holds mixed ids"): dl = learn.dls.test_dl(rows)
     cats,conts,genres = dl.one_batch()
     assert (cats[:2,:2]==0).all() and cats[2,1]==0
     assert genres[0].tolist()[0]==1 and 1 in genres[2].tolist()
@@ -223,3 +223,8 @@ def test_same_seed_same_results_in_fresh_processes(tmp_path):
 def test_save_tabcollab_to_a_folder_or_an_unwritable_path_names_it(learn, tmp_path):
     with pytest.raises(IsADirectoryError, match=f"{tmp_path} is a folder: name the file to write"): save_tabcollab(learn, tmp_path)
     with pytest.raises(OSError, match="cannot write /proc/m.safetensors"): save_tabcollab(learn, '/proc/m.safetensors')
+
+
+def test_load_tabcollab_of_a_pickle_says_to_use_load_learner(learn, tmp_path):
+    learn.export(tmp_path/'m.pkl')
+    with pytest.raises(TabCollabFileError, match="is a pickled learner .*load it with load_learner"): load_tabcollab(tmp_path/'m.pkl')
