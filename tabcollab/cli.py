@@ -10,6 +10,7 @@ __all__ = ['FORMATS', 'COMMANDS', 'tabcollab_train', 'tabcollab_recommend', 'tab
 # %% ../nbs/08_cli.ipynb #1c594cf2
 from fastai.tabular.all import *
 from fastcore.script import call_parse, anno_parser
+from fastcore.imports import in_notebook
 from .core import *
 from .data import *
 from .data import _splits
@@ -173,7 +174,7 @@ def tabcollab_train(
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='Your generator is empty')  # fastai's, with no validation set
         # piped or redirected: the epochs' table as plain lines, without the bar's redraws (fastprogress writes them as text)
-        if sys.stdout.isatty(): learn.fit_one_cycle(epochs, lr)
+        if sys.stdout.isatty() or in_notebook(): learn.fit_one_cycle(epochs, lr)
         else:
             with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, cbs=_EpochLines())
     if not len(valid): print("no validation set (--valid-pct 0): no validation score")

@@ -246,6 +246,7 @@ def key_kind(col:pd.Series, name=None) -> str:
     if pd.api.types.is_string_dtype(col.dtype) and col.dtype!=object: return 'string'
     kind = pd.api.types.infer_dtype(col, skipna=True)
     if kind in ('integer','floating','mixed-integer-float','decimal'): return 'number'
+    if kind=='boolean': return 'bool'
     if kind in ('string','empty'): return kind
     vals = col.dropna()
     types = vals.map(type)
@@ -429,7 +430,8 @@ class TabularMultiCat(TabularPandas):
             if cat is None or c not in getattr(cat, 'classes', {}) or c not in self.items.columns: continue
             try: a = key_kind(self.items[c], c)
             except TypeError: a = 'mixed'  # new rows may mix kinds: those unlike the classes are #na#, as unknown ids are
-            b = key_kind(pd.Series(list(cat.classes[c][1:]), dtype=object), c)
+            try: b = key_kind(pd.Series(list(cat.classes[c][1:]), dtype=object), c)
+            except TypeError: continue  # classes of several kinds (a `category` column's): nothing to compare
             if 'empty' not in (a,b) and a!=b:
                 warnings.warn(f"column '{c}' holds {a} ids (e.g. {_show(self.items[c].dropna().iloc[0])}) but its classes are {b} ids "
                               f"(e.g. {_show(cat.classes[c][1])}): none can match, they are #na#; convert them to the classes' type", stacklevel=3)

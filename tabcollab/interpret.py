@@ -106,7 +106,7 @@ def embeddings(self:CollabMultiCatLearner,
     kinds = {'user': r.user, **{n: n for n in ds.cat_names if n!=r.item}}
     if kind not in kinds: raise ValueError(f"kind must be 'user', 'item' or one of {[*kinds][1:] + list(ds.multicat_names)}, got {kind!r}")
     i = ds.cat_names.index(kinds[kind])
-    return _frame(*m.split_bias(m.embeds[i].weight.detach()[1:].cpu()), list(ds.classes[kinds[kind]][1:]))
+    return _frame(*m.split_bias(m.embeds[i].weight.detach()[1:].cpu()), _ids(ds.classes[kinds[kind]]))  # int ids as int64, loaded or not
 
 # %% ../nbs/06_interpret.ipynb #593eee99
 def _pca(x, k):

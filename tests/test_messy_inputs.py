@@ -252,3 +252,22 @@ def test_ids_of_another_type_at_prediction_time_warn(small_learner):
     with warnings.catch_warnings():
         warnings.simplefilter('error', UserWarning)
         small_learner.dls.test_dl(pd.DataFrame({'user': [1, 99999], 'item': [1, 2]}))  # unknown ids of the right type: no warning
+
+
+def test_bool_columns_at_prediction_time():
+    df = pd.DataFrame({'flag': [True, False]*5, 'size': [1., np.nan]*5, 'tags': ['a','b|c']*5, 'y': np.arange(10.)})
+    dls = TabularMultiCatDataLoaders.from_df(df, cat_names=['flag'], cont_names=['size'], multicat_names=['tags'], y_names='y',
+                                             valid_idx=[9], bs=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UserWarning)
+        assert len(dls.test_dl(df.iloc[:3]).one_batch()[0])==3
+        t = dls.test_dl(pd.DataFrame({'flag': [True, None], 'size': [np.nan, 2.], 'size_na': [True, False], 'tags': ['a', None]}))
+    assert t.one_batch()[0].shape==(2, 2)  # flag, size_na: a `size_na` column given (bools) is no error either
+
+
+def test_user_embeddings_are_indexed_by_int64_ids_before_and_after_loading(small_learner, tmp_path):
+    from tabcollab.save import save_tabcollab, load_tabcollab
+    emb = small_learner.embeddings('user')
+    assert emb.index.dtype==np.int64
+    save_tabcollab(small_learner, tmp_path/'m.safetensors')
+    pd.testing.assert_frame_equal(load_tabcollab(tmp_path/'m.safetensors').embeddings('user'), emb)
