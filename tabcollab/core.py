@@ -249,6 +249,9 @@ def key_kind(col:pd.Series, name=None) -> str:
     if kind=='boolean': return 'bool'
     if kind in ('string','empty'): return kind
     vals = col.dropna()
+    lists = vals[vals.map(lambda o: isinstance(o, _list_types))]
+    if len(lists): raise TypeError(f"column '{ifnone(name, col.name)}' holds lists (e.g. {_show(lists.iloc[0])}): "
+                                   "a list-valued column goes in multicat_names")
     types = vals.map(type)
     ex = vals[types!=types.iloc[0]].iloc[0] if (types!=types.iloc[0]).any() else vals.iloc[0]
     raise TypeError(f"column '{ifnone(name, col.name)}' mixes id types (e.g. {_show(vals.iloc[0])} and {_show(ex)}): "
@@ -297,6 +300,14 @@ def _plain_ids(df, cat_names, check:bool=True):
     df = df.copy(deep=False)
     for c,col in new.items(): df[c] = col
     return df
+
+def _check_finite(df, cont_names):
+    "Raise on infinite values in the continuous columns (`Normalize` would make every value of the column NaN)"
+    for c in [c for c in L(cont_names) if c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype)]:
+        v = df[c].to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isinf(v)
+        if bad.any(): raise ValueError(f"continuous column '{c}' holds {int(bad.sum())} infinite value(s), e.g. {v[bad][0]} at row "
+                                       f"{_show(df.index[np.flatnonzero(bad)[0]])}: replace them (missing values are filled by FillMissing)")
 
 def _fill_missing(procs):
     "The `FillMissing` of `procs` (classes, instances or a `Pipeline` of them), or None"
@@ -359,6 +370,7 @@ class TabularMultiCat(TabularPandas):
             self._check_joins(df, L(cat_names)+L(cont_names))
             df = self._join(df, L(cat_names)+L(cont_names), _unfillable(procs, cont_names))
             self._check_cols(df, cat_names, cont_names)
+            _check_finite(df, cont_names)
             df = _plain_ids(df, cat_names)
         self.n_train = len(df)
         if splits is not None: df,self.n_train = _train_first(df, splits)
@@ -421,6 +433,7 @@ class TabularMultiCat(TabularPandas):
         self.items = _plain_ids(joined, self.cat_names, check=False)
         self._warn_id_kinds()
         self._check_cols(self.items, self.cat_names, self.cont_names)
+        _check_finite(self.items, self.cont_names)
         super().process()
 
     def _warn_id_kinds(self):
@@ -547,7 +560,15 @@ def _targets(to):
     "Targets of `to` as a tensor (class codes as int64, real values as float32), or `None` when `to` has none (a test set)"
     if not to.y_names or any(n not in to.items.columns for n in to.y_names): return None
     ys = to.items[list(to.y_names)]
-    if any(isinstance(p, Categorize) for p in to.procs): return _tensor(ys, to.y_names, np.int64)
+    cat = next((p for p in to.procs if isinstance(p, Categorize)), None)
+    if cat is not None:
+        codes = _tensor(ys, to.y_names, np.int64)
+        bad = ((codes<0) | (codes>=len(cat.vocab))).any(1) if type(cat) is Categorize else torch.zeros(len(codes), dtype=torch.bool)
+        if bad.any():  # fastai's `fit` would fail later with "Target -1 is out of bounds"
+            i = int(bad.nonzero()[0,0])
+            raise ValueError(f"target column(s) {list(to.y_names)}: {int(bad.sum())} row(s) have no class, e.g. row {_show(to.items.index[i])} "
+                             f"(a missing label, or a class only the validation rows have; the classes: {list(cat.vocab)[:10]})")
+        return codes
     # a regression target is real whatever its dtype: an object column ('4.5') is not truncated to an int
     return _tensor(pd.DataFrame({n: real_values(ys[n], n) for n in to.y_names}), to.y_names, np.float32)
 
@@ -616,7 +637,10 @@ TabularMultiCat._dl_type = MultiCatDataLoader
 def show_results(x:TabularMultiCat, y:TabularMultiCat, samples, outs, ctxs=None, max_n=10, **kwargs):
     df = x.new(x.all_cols[:max_n]).decode().items
     for n in x.multicat_names: df[n] = df[n].map(x.sep.join)
-    for n in x.y_names: df[n+'_pred'] = y[n][:max_n].values
+    cat = next((p for p in L(getattr(x.procs, 'fs', x.procs)) if type(p) is Categorize), None)
+    for n in x.y_names:  # a class is shown by its label, as the target beside it (fastai's shows both as codes)
+        pred = y[n][:max_n].to_numpy()
+        df[n+'_pred'] = np.asarray(cat.vocab, dtype=object)[pred.astype(np.int64)] if cat is not None else pred
     display_df(df)
 
 @dispatch

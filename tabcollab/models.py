@@ -24,6 +24,7 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         mode:str='mean', # How a bag's vectors are pooled: 'mean', 'sum' or 'max'
     ):
         if mode not in ('mean','sum','max'): raise ValueError(f"mode must be 'mean', 'sum' or 'max', got {mode!r}")
+        if n_values<1: raise ValueError(f"n_values counts the padding index 0 too: at least 1, got {n_values}")
         super().__init__(n_values, n_factors, mode=mode, padding_idx=0)
         with torch.no_grad(): trunc_normal_(self.weight, std=0.01); self.weight[0] = 0
 
@@ -37,11 +38,16 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         bags:Tensor, # Padded bags of value indices, shape `(bs, bag length)`
         weights:Tensor=None, # Per-value weights (e.g. tag relevance), same shape; a weighted mean in 'mean' mode
     ) -> Tensor: # One vector per bag, shape `(bs, n_factors)`
-        if weights is not None and self.mode=='max': raise ValueError("per-value weights need mode 'mean' or 'sum'")
+        if bags.is_floating_point(): raise TypeError(f"bags hold vocabulary indices: an integer tensor, got {bags.dtype}")
+        if weights is not None:
+            if self.mode=='max': raise ValueError("per-value weights need mode 'mean' or 'sum'")
+            if weights.shape!=bags.shape: raise ValueError(f"weights must have the bags' shape {tuple(bags.shape)}, got {tuple(weights.shape)} (bags are padded, not flat with offsets)")
+            if self.mode=='mean' and bool((weights<0).any()): raise ValueError("a weighted mean needs weights >= 0 (use mode='sum' for signed weights)")
+        if bags.shape[-1]==0: return self.weight.new_zeros(len(bags), self.embedding_dim)  # no value in any bag
         # a small vocabulary: one matrix product, forward and backward, is several times faster than `embedding_bag`
         if self.mode!='max' and not self.sparse and self.num_embeddings<=MULTI_HOT_MAX: return self.multi_hot(bags, weights)@self.weight
         if weights is None: return super().forward(bags)
-        w = weights.float()*(bags!=0)
+        w = weights.to(self.weight.dtype)*(bags!=0)
         if self.mode=='mean': w = w/w.sum(1, keepdim=True).clamp_min(1e-12)
         return F.embedding_bag(bags, self.weight, per_sample_weights=w, mode='sum', padding_idx=0, sparse=self.sparse)
 
@@ -85,6 +91,9 @@ class CollabScorer:
 
     def forward(self, x_cat, x_cont=None, *bags):
         nb = len(self.bag_embeds)
+        if x_cat.shape[-1]!=len(self.embeds): raise ValueError(f"x_cat has {x_cat.shape[-1]} columns for the model's {len(self.embeds)} categorical embeddings")
+        if len(bags)!=nb and len(bags)!=2*nb+2:  # the rows' bags, then maybe the negatives' (cats, conts, bags)
+            raise ValueError(f"the model takes {nb} bag tensor(s) (its multi-category columns), got {len(bags)}")
         bags,neg = bags[:nb],bags[nb:]
         if not neg or not len(neg[0]): return self.score(x_cat, x_cont, *bags)
         return self.score_negatives((x_cat, x_cont, bags), (neg[0], neg[1], neg[2:]))
@@ -152,6 +161,12 @@ class MultiCatDotBias(CollabScorer, Module):
         item_dropout:float=0., # In training, the share of rows whose item-side categories (id...) become `#na#`
     ):
         store_attr('n_factors,y_range,item_dropout')
+        nb = len(bag_szs)
+        for what,pos,n in (('item_cats', item_cats, len(cat_szs)), ('item_bags', ifnone(item_bags, ()), nb), ('item_conts', item_conts, n_cont)):
+            if not set(pos) <= set(range(n)): raise ValueError(f"{what} {list(pos)} names positions outside the {n} columns")
+        item_bags_ = set(range(nb) if item_bags is None else item_bags)
+        if not item_cats and not item_bags_: raise ValueError("the item vector needs an item-side input: give item_cats or item_bags")
+        if len(set(item_cats))==len(cat_szs) and len(item_bags_)==nb: raise ValueError("the user vector needs a user-side input: a categorical column not in item_cats")
         self.item_cats,self.item_bags = set(item_cats),set(range(len(bag_szs)) if item_bags is None else item_bags)
         self.item_conts = set(item_conts)
         self.config = dict(n_factors=n_factors, cat_szs=list(cat_szs), bag_szs=list(bag_szs), item_cats=sorted(self.item_cats),

@@ -271,3 +271,82 @@ def test_user_embeddings_are_indexed_by_int64_ids_before_and_after_loading(small
     assert emb.index.dtype==np.int64
     save_tabcollab(small_learner, tmp_path/'m.safetensors')
     pd.testing.assert_frame_equal(load_tabcollab(tmp_path/'m.safetensors').embeddings('user'), emb)
+
+
+# --- building blocks and the tabular path ----------------------------------------------------------------------------
+
+def test_multihot_embedding_refuses_what_it_would_mis_pool():
+    import torch
+    from tabcollab.all import MultiHotEmbedding
+    for n in (10, 100):  # both sides of MULTI_HOT_MAX: the product and `embedding_bag`
+        e = MultiHotEmbedding(n, 2)
+        with pytest.raises(TypeError, match="an integer tensor, got torch.float32"): e(torch.tensor([[1.7, 2.9]]))
+        with pytest.raises(ValueError, match="a weighted mean needs weights >= 0"): e(torch.tensor([[1, 2]]), torch.tensor([[1., -3.]]))
+        with pytest.raises(ValueError, match=r"weights must have the bags' shape \(1, 2\), got \(3,\)"): e(torch.tensor([[1, 2]]), torch.tensor([0., 1., 2.]))
+        assert (e(torch.zeros(4, 0, dtype=torch.long))==0).all() and e(torch.zeros(4, 0, dtype=torch.long)).shape==(4, 2)
+        s = MultiHotEmbedding(n, 2, mode='sum')  # signed weights are fine in a sum
+        with torch.no_grad(): s.weight[1:3] = torch.tensor([[1., 1.], [2., 2.]])
+        assert torch.allclose(s(torch.tensor([[1, 2]]), torch.tensor([[1., -3.]])), torch.tensor([[-5., -5.]]))
+        d = MultiHotEmbedding(n, 2).double()
+        assert d(torch.tensor([[1, 2]]), torch.tensor([[1., 2.]], dtype=torch.float64)).dtype==torch.float64
+    with pytest.raises(ValueError, match="at least 1, got 0"): MultiHotEmbedding(0, 3)
+
+
+def test_models_refuse_wrong_numbers_of_inputs():
+    import torch
+    from tabcollab.all import MultiCatDotBias, TabularMultiCatModel
+    d = MultiCatDotBias(4, cat_szs=[5,6], bag_szs=[7])
+    with pytest.raises(ValueError, match=r"takes 1 bag tensor\(s\) \(its multi-category columns\), got 0"): d(torch.tensor([[1,2]]), None)
+    with pytest.raises(ValueError, match="x_cat has 3 columns for the model's 2 categorical embeddings"):
+        d(torch.tensor([[1,2,3]]), None, torch.tensor([[2,3]]))
+    assert d(torch.tensor([[1,2]]), None, torch.tensor([[2,3]])).shape==(1,1)
+    m = TabularMultiCatModel([(5,3)], 1, 2, [8], bag_szs=[(7,4),(100,3)])
+    xc,xk,b = torch.tensor([[1],[2]]),torch.randn(2,1),torch.tensor([[1,2],[3,0]])
+    with pytest.raises(ValueError, match=r"takes 2 bag tensor\(s\).*got 1"): m(xc, xk, b)
+    with pytest.raises(ValueError, match=r"takes 2 bag tensor\(s\).*got 3"): m(xc, xk, b, b, b)
+    assert m.eval()(xc, xk, b, b).shape==(2,2)
+    with pytest.raises(ValueError, match=r"item_cats \[2\] names positions outside the 2 columns"): MultiCatDotBias(4, [5,6], item_cats=(2,))
+    with pytest.raises(ValueError, match="needs an item-side input"): MultiCatDotBias(4, [5,6], item_cats=())
+    with pytest.raises(ValueError, match="needs a user-side input"): MultiCatDotBias(4, [5,6], item_cats=(0,1))
+
+
+def tabular(**kw):
+    df = pd.DataFrame({'brand': list('abcabcabca'), 'weight': [1.,3.]+[2.]*8, 'tags': ['a','b|c']*5, 'price': np.arange(10.),
+                       'label': ['x','y']*5})
+    df = df.assign(**kw)
+    return df
+
+
+def test_infinite_continuous_values_are_refused_naming_the_column():
+    df = tabular(weight=[1., np.inf]+[2.]*8)
+    with pytest.raises(ValueError, match=r"continuous column 'weight' holds 1 infinite value\(s\), e.g. inf at row 1"):
+        TabularMultiCatDataLoaders.from_df(df, cat_names=['brand'], cont_names=['weight'], multicat_names=['tags'], y_names='price',
+                                           valid_idx=[8,9], bs=4)
+    dls = TabularMultiCatDataLoaders.from_df(tabular(), cat_names=['brand'], cont_names=['weight'], multicat_names=['tags'],
+                                             y_names='price', valid_idx=[8,9], bs=4)
+    with pytest.raises(ValueError, match="continuous column 'weight' holds 1 infinite"): dls.test_dl(tabular(weight=[-np.inf]+[1.]*9))
+
+
+@pytest.mark.parametrize('labels', [['x', None]+['y','x']*4, ['x','y']*4+['x','z']])
+def test_classification_rows_without_a_class_are_refused(labels):
+    from tabcollab.all import CategoryBlock
+    with pytest.raises(ValueError, match=r"target column\(s\) \['label'\]: 1 row\(s\) have no class"):
+        TabularMultiCatDataLoaders.from_df(tabular(label=labels), cat_names=['brand'], multicat_names=['tags'], y_names='label',
+                                           y_block=CategoryBlock(), valid_idx=[8,9], bs=4)
+
+
+def test_a_list_column_in_cat_names_says_where_it_goes():
+    with pytest.raises(TypeError, match=r"column 'tags' holds lists \(e.g. \['a', 'b'\]\): a list-valued column goes in multicat_names"):
+        TabularMultiCatDataLoaders.from_df(tabular(tags=[['a','b'],['c']]*5), cat_names=['brand','tags'], y_names='price', bs=4)
+
+
+def test_show_results_shows_predicted_classes_by_label():
+    from tabcollab.all import CategoryBlock, tabular_multicat_learner
+    from unittest import mock
+    df = pd.DataFrame({'tags': ['a|b','b','c','a']*25, 'x': np.arange(100.)%7, 'rating': ['one','two','three','four']*25})
+    dls = TabularMultiCatDataLoaders.from_df(df, cont_names=['x'], multicat_names=['tags'], y_names='rating',
+                                             y_block=CategoryBlock(), valid_idx=list(range(80,100)), bs=16)
+    learn = tabular_multicat_learner(dls)
+    with mock.patch('tabcollab.core.display_df') as shown: learn.show_results(max_n=4, shuffle=False)
+    frame = shown.call_args[0][0]
+    assert set(frame['rating_pred']) <= set(dls.vocab) and set(frame['rating']) <= set(dls.vocab)
