@@ -292,8 +292,9 @@ def _plain_ids(df, cat_names, check:bool=True):
         if isinstance(col.dtype, pd.CategoricalDtype):
             dt = col.cat.categories.dtype
             col = col.astype(object if col.isna().any() and (dt.kind in 'iub') else dt)
-        if (col.dtype==object or isinstance(col.dtype, pd.api.extensions.ExtensionDtype)) and col.isna().any():
-            col = col.astype(object).where(col.notna(), np.nan)
+        # pd.NA (nullable dtypes, `string`) or None: NaN. pandas 3's `str` columns already hold NaN (and copying 25M of them costs)
+        na = col.dtype==object or (isinstance(col.dtype, pd.api.extensions.ExtensionDtype) and getattr(col.dtype, 'na_value', None) is pd.NA)
+        if na and col.isna().any(): col = col.astype(object).where(col.notna(), np.nan)
         if check and col.dtype==object: key_kind(col, c)
         if col is not df[c]: new[c] = col
     if not new: return df
