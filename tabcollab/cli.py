@@ -12,6 +12,7 @@ from fastai.tabular.all import *
 from fastcore.script import call_parse, anno_parser
 from fastcore.imports import in_notebook
 from .core import *
+from .core import _check_int  # the options' integer check: the same rule and message as the library's arguments
 from .data import *
 from .data import _splits
 from .movielens import *
@@ -24,11 +25,6 @@ from .save import save_tabcollab, load_tabcollab, TabCollabFileError
 import sys, math, warnings, contextlib
 
 # %% ../nbs/08_cli.ipynb #5e8f0a11
-def _int_at_least(v, opt, lo=1):
-    "`v` as an int if it is an integer >= `lo`, else a `ValueError` naming the option `opt`"
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v<lo: raise ValueError(f"{opt} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
 def _finite(v, opt, positive=False):
     "`v` as a float if it is a finite number (and > 0 with `positive`), else a `ValueError` naming the option `opt`"
     ok = isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v) and (v>0 or not positive)
@@ -146,7 +142,7 @@ def tabcollab_train(
     seed:int=42, # Seed of the split and of the training
 ):
     "Train a tabcollab recommender on MovieLens ratings and genres, report its validation scores, save it"
-    epochs,bs,n_factors = _int_at_least(epochs, '--epochs'),_int_at_least(bs, '--bs'),_int_at_least(n_factors, '--n-factors')
+    epochs,bs,n_factors = _check_int(epochs, '--epochs'),_check_int(bs, '--bs'),_check_int(n_factors, '--n-factors')
     if lr is not None: lr = _finite(lr, '--lr', positive=True)
     valid_pct = _share(valid_pct, '--valid-pct')
     if min_rating is not None:
@@ -205,7 +201,7 @@ def tabcollab_recommend(
 ):
     "The top-n items each user has not rated yet, with their titles, genres and predicted ratings (scores: ranking models)"
     if user is None: raise ValueError("--user is required")
-    N = _int_at_least(N, '-n/--n')
+    N = _check_int(N, '-n/--n')
     users = [s.strip() for s in str(user).split(',') if s.strip()]
     if not users: raise ValueError(f"--user {user!r} names no user")
     learn = _load(model)

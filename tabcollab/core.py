@@ -310,10 +310,14 @@ def _check_finite(df, cont_names):
         if bad.any(): raise ValueError(f"continuous column '{c}' holds {int(bad.sum())} infinite value(s), e.g. {v[bad][0]} at row "
                                        f"{_show(df.index[np.flatnonzero(bad)[0]])}: replace them (missing values are filled by FillMissing)")
 
-def _fill_missing(procs):
-    "The `FillMissing` of `procs` (classes, instances or a `Pipeline` of them), or None"
-    return next((p for p in L(getattr(procs, 'fs', procs))
-                 if isinstance(p, FillMissing) or (isinstance(p, type) and issubclass(p, FillMissing))), None)
+def _find_proc(procs, cls, exact:bool=False):
+    "The first of `procs` (instances or classes, or a `Pipeline` of them) that is a `cls` (not a subclass, with `exact`), or None"
+    def match(p):
+        t = p if isinstance(p, type) else type(p)
+        return t is cls if exact else issubclass(t, cls)
+    return next((p for p in L(getattr(procs, 'fs', procs)) if match(p)), None)
+
+def _fill_missing(procs): return _find_proc(procs, FillMissing)
 
 def _unfillable(procs, cont_names) -> list:
     "Continuous columns that must not hold NaN: all without a `FillMissing`; with a set-up one, those it saw no NaN in (it asserts)"
@@ -439,7 +443,7 @@ class TabularMultiCat(TabularPandas):
 
     def _warn_id_kinds(self):
         "Warn when new rows give a categorical column ids of another kind than its classes ('196' for 196): all would be #na#"
-        cat = next((p for p in L(getattr(self.procs, 'fs', self.procs)) if isinstance(p, Categorify)), None)
+        cat = _find_proc(self.procs, Categorify)
         for c in self.cat_names:
             if cat is None or c not in getattr(cat, 'classes', {}) or c not in self.items.columns: continue
             try: a = key_kind(self.items[c], c)
@@ -464,7 +468,7 @@ class TabularMultiCat(TabularPandas):
         "What rows tabcollab makes (side tables, `recommend`) hold in continuous column `name` when it is unknown"
         # NaN where `FillMissing` fills it (its `_na` flag set), else the training mean (0 once normalised)
         if name not in _unfillable(self.procs, [name]): return np.nan
-        norm = next((p for p in L(getattr(self.procs, 'fs', self.procs)) if isinstance(p, Normalize)), None)
+        norm = _find_proc(self.procs, Normalize)
         return float(norm.means[name]) if name in getattr(norm, 'means', {}) else 0.
 
     def show(self, max_n=10, **kwargs):
@@ -639,7 +643,7 @@ TabularMultiCat._dl_type = MultiCatDataLoader
 def show_results(x:TabularMultiCat, y:TabularMultiCat, samples, outs, ctxs=None, max_n=10, **kwargs):
     df = x.new(x.all_cols[:max_n]).decode().items
     for n in x.multicat_names: df[n] = df[n].map(x.sep.join)
-    cat = next((p for p in L(getattr(x.procs, 'fs', x.procs)) if type(p) is Categorize), None)
+    cat = _find_proc(x.procs, Categorize, exact=True)  # not `MultiCategorize`: its predictions are one-hot
     for n in x.y_names:  # a class is shown by its label, as the target beside it (fastai's shows both as codes)
         pred = y[n][:max_n].to_numpy()
         df[n+'_pred'] = np.asarray(cat.vocab, dtype=object)[pred.astype(np.int64)] if cat is not None else pred

@@ -41,6 +41,7 @@ def test_category_dtype_at_prediction_time_is_encoded_by_the_learned_classes():
     assert (test.one_batch()[0]==plain.one_batch()[0]).all()
     learn = collab_multicat_learner(dls)
     assert learn.get_preds(dl=test)[0].shape==(4,1)
+    assert isinstance(r['item'].dtype, pd.CategoricalDtype) and isinstance(df['size'].dtype, pd.CategoricalDtype)  # inputs unchanged
 
 
 def test_category_dtype_with_missing_values():
@@ -53,7 +54,9 @@ def test_category_dtype_with_missing_values():
                                    pd.Series([2**60+1, 2**60+2, None, 2**60+4]*3, dtype=object)])
 def test_missing_ids_are_na(users):
     r = ratings().assign(user=users)
+    before = r.copy()
     dls = from_df(r, valid_pct=0)
+    pd.testing.assert_frame_equal(r, before)  # the None/pd.NA ids of the caller's frame are left as they are
     classes = list(dls.classes['user'])
     assert classes[0]=='#na#' and len(classes)==4 and all(c==c for c in classes)
     assert classes[1:]==sorted(int(u) for u in users.dropna().unique())  # exact: big ids are not rounded through floats
