@@ -2,8 +2,12 @@
 # gives fastai's tabular and collab APIs plus every public name of tabcollab (and its `Learner` methods).
 from fastai.tabular.all import *
 from fastai.collab import *
+from .encoding import *
+from .side import *
 from .core import *
+from .collab import *
 from .data import *
+from .block import *
 from .models import *
 from .metrics import *
 from .ranking import *

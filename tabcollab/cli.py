@@ -11,8 +11,9 @@ __all__ = ['FORMATS', 'COMMANDS', 'tabcollab_train', 'tabcollab_recommend', 'tab
 from fastai.tabular.all import *
 from fastcore.script import call_parse, anno_parser
 from fastcore.imports import in_notebook
+from .encoding import _check_int  # the options' integer check: the same rule and message as the library's
 from .core import *
-from .core import _check_int  # the options' integer check: the same rule and message as the library's arguments
+from .collab import *
 from .data import *
 from .data import _splits
 from .movielens import *
@@ -157,6 +158,10 @@ def tabcollab_train(
     train,valid = ratings[~is_valid],ratings[is_valid]
     n_train = int((real_values(train.rating, 'rating', 'rating')>=min_rating).sum()) if implicit else len(train)
     what = f"training ratings >= {min_rating:g}" if implicit else "training ratings"
+    if implicit and n_train==0:
+        r = real_values(train.rating, 'rating', 'rating')
+        raise ValueError(f"--min-rating {min_rating:g}: no training rating is that high (they run from {r.min():g} to "
+                         f"{r.max():g}): lower --min-rating")
     if bs>n_train: raise ValueError(f"--bs {bs} is larger than the {n_train:,} {what}: lower --bs" +
                                     (" or --min-rating" if implicit else ""))
     set_seed(seed)
@@ -196,45 +201,52 @@ def _as_id(vocab, s):
 @call_parse
 def tabcollab_recommend(
     model:str='model.safetensors', # A model saved by `tabcollab train` (either format)
-    user:str=None, # The user to recommend to, or several separated by commas: 1,2,3
+    user:str=None, # Required (or --all-users): the user to recommend to, or several separated by commas: 1,2,3
+    all_users:bool=False, # Recommend to every user the model knows (instead of --user)
     N:int=10, # How many items per user
 ):
     "The top-n items each user has not rated yet, with their titles, genres and predicted ratings (scores: ranking models)"
-    if user is None: raise ValueError("--user is required")
+    if user is None and not all_users: raise ValueError("--user is required (or --all-users for every user)")
+    if user is not None and all_users: raise ValueError("--user and --all-users: give one of them")
     N = _check_int(N, '-n/--n')
-    users = [s.strip() for s in str(user).split(',') if s.strip()]
-    if not users: raise ValueError(f"--user {user!r} names no user")
+    users = None if all_users else [s.strip() for s in str(user).split(',') if s.strip()]
+    if users==[]: raise ValueError(f"--user {user!r} names no user")
     learn = _load(model)
     ds = learn.dls.train_ds
-    users = [_as_id(ds.classes[ds.roles.user], s) for s in users]
-    recs = learn.recommend(users if len(users)>1 else users[0], n=N)
+    if users is not None: users = [_as_id(ds.classes[ds.roles.user], s) for s in users]
+    recs = learn.recommend(users if users is None or len(users)>1 else users[0], n=N)
     for c in ds.multicat_names:
         if c in recs: recs[c] = recs[c].map('|'.join)
-    print(f"We recommend to user{'s' if len(users)>1 else ''} {', '.join(map(str, users))}:")
+    who = f"all {ds.n_users-1:,} users" if users is None else f"user{'s' if len(users)>1 else ''} {', '.join(map(str, users))}"
+    print(f"We recommend to {who}:")
     print(recs.to_string(index=False, float_format=lambda x: f'{x:.2f}'))
     return recs
 
 # %% ../nbs/08_cli.ipynb #d6439919
-def _ratings_file(fname):
-    "A ratings file: MovieLens' tab-separated uN.test files, CSV or TSV (a header naming user, item, rating, or those first)"
-    sep = '\t' if Path(fname).suffix in ('.test','.base','.data','.tsv') else ','
-    df = pd.read_csv(fname, sep=sep, header=None)
-    if isinstance(df.iloc[0,0], str) and not str(df.iloc[0,0]).strip().lstrip('-').isdigit():
-        df = pd.read_csv(fname, sep=sep).rename(columns={'userId': 'user', 'movieId': 'item'})  # MovieLens CSV headers
-    else: df = df.set_axis(['user','item','rating','timestamp'][:df.shape[1]] + list(df.columns[4:]), axis=1)
-    return df
-
 def _eval_ratings(data, split):
     "The ratings `evaluate` scores: the test file of `split`, a ratings file, or all the ratings of a MovieLens folder"
     if split is not None:
         ratings,valid_idx = _official_split(Path(data), split)
         return ratings.iloc[valid_idx]
     path = Path(data).expanduser()
-    if path.is_file(): return _ratings_file(path)
+    if path.is_file(): return read_ratings(path)
     if not path.exists() and path.suffix in ('.csv','.tsv','.test','.base','.data'): raise FileNotFoundError(f"--data {data}: no such file")
     return _ratings_and_items(data)[0]
 
 # %% ../nbs/08_cli.ipynb #9a8b7c6d
+def _say_overlap(ds, ratings, data):
+    "Say (on stderr) how many rows are training pairs of the model, and how many have a user or an item it does not know"
+    u,i = [pd.Index(list(ds.classes[c])).get_indexer(ratings[c]) for c in (ds.roles.user, ds.roles.item)]
+    n,known = len(ratings),(u>0)&(i>0)
+    new_u,new_i = int((u<=0).sum()),int((i<=0).sum())
+    trained = int(np.isin(u[known].astype(np.int64)*ds.n_items + i[known], ds.train_rated).sum())
+    if trained: print(f"{trained:,} of {n:,} rows of {data} are (user, item) pairs the model was trained on: scores on "
+                      "them are optimistic (evaluate on held-out ratings)", file=sys.stderr)
+    if new_u or new_i:
+        print(f"{new_u:,} of {n:,} rows ({new_u/n:.0%}) have a user the model does not know, {new_i:,} ({new_i/n:.0%}) an "
+              "item it does not know: they are predicted as an average user, or from the item's genres" +
+              (" (most rows: is this the data the model was trained on?)" if max(new_u, new_i)>n/2 else ""), file=sys.stderr)
+
 @call_parse
 def tabcollab_evaluate(
     model:str='model.safetensors', # A model saved by `tabcollab train` (either format)
@@ -257,6 +269,7 @@ def tabcollab_evaluate(
     if ro.rating is not None:
         try: real_values(ratings[ro.rating], ro.rating, 'rating')
         except ValueError as e: raise ValueError(f"{data}: {e}") from None
+    _say_overlap(ds, ratings, data)
     dl = learn.dls.test_dl(ratings, bs=4096)
     res = {}
     if not ro.implicit:
@@ -304,7 +317,10 @@ def main(argv:list=None):
     try: args = vars(parser.parse_args(argv[1:]))
     except SystemExit as e: return e.code or 0  # `--help` exits 0
     for k in ('pdb','xtra'): args.pop(k, None)
-    try: func(**args)
+    try:
+        with warnings.catch_warnings():  # a warning is one line, as the errors are: no source line
+            warnings.showwarning = lambda msg, *a, **k: print(f"tabcollab {cmd}: warning: {msg}", file=sys.stderr)
+            func(**args)
     except (ValueError, KeyError, TypeError, FileNotFoundError, OSError, TabCollabFileError) as e:
         return _error(cmd, e.args[0] if isinstance(e, KeyError) and e.args else str(e))
     return 0

@@ -10,7 +10,7 @@ __all__ = ['DistributedMultiCatDL', 'MultiCatDistributedTrainer']
 # %% ../nbs/09_distributed.ipynb #f640120c
 from fastai.tabular.all import *
 from fastai.distributed import DistributedDL, DistributedTrainer
-from .core import MultiCatDataLoader
+from .data import MultiCatDataLoader
 
 # %% ../nbs/09_distributed.ipynb #083edfaa
 class DistributedMultiCatDL(DistributedDL):

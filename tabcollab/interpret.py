@@ -9,13 +9,15 @@ __all__ = ['component_extremes']
 
 # %% ../nbs/06_interpret.ipynb #c986c6a9
 from fastai.tabular.all import *
+from .encoding import *
+from .encoding import _check_int
 from .core import *
-from .core import _side_of, _check_int
+from .collab import *
 from .data import *
 from .models import *
 from .ranking import *
 from .learner import CollabMultiCatLearner
-import re
+import re, warnings
 import matplotlib.pyplot as plt
 
 # %% ../nbs/06_interpret.ipynb #ebaa3c16
@@ -42,18 +44,12 @@ def _ids(vocab) -> pd.Series:
     ids = pd.Series(list(vocab[1:]))
     return ids.astype(np.int64) if pd.api.types.is_integer_dtype(ids.dtype) else ids
 
-def _rows(ds, users, items):
-    "A raw frame of (user, item) rows, other input columns missing (`#na#`, `unknown_cont`) unless a side table has them"
-    df = pd.DataFrame({ds.roles.user: users, ds.roles.item: items})
-    joined = lambda n: _side_of(ds.meta, n, ds.flag_groups) is not None
-    made = {f'{n}_na' for n in ds.cont_names}  # `FillMissing` adds them
-    for n in ds.cat_names:
-        if n not in df and n not in made and not joined(n): df[n] = np.nan
-    for n in ds.cont_names:
-        if not joined(n): df[n] = ds.unknown_cont(n)
-    for n in ds.multicat_names:
-        if not joined(n): df[n] = None
-    return df
+def _warn_untrained(learn):
+    "Warn when `learn`'s model still has the random weights it was made with: its answers would mean nothing"
+    m = learn.model
+    if getattr(m, 'init_fingerprint', None) is not None and m.init_fingerprint==weights_fingerprint(m):
+        warnings.warn("this learner has not been trained: its model still has the random weights it started with, so its "
+                      "answers mean nothing yet; train it first (learn.fit_one_cycle(5))", stacklevel=3)
 
 def _batch(learn, df):
     "`df` processed by `dls.test_dl` as one batch (inputs only)"
@@ -68,7 +64,7 @@ def items_frame(self:CollabMultiCatLearner) -> tuple:
     x = ds.side_inputs(torch.arange(1, ds.n_items))
     r = ds.roles
     df = pd.DataFrame({r.item: _ids(ds.classes[r.item])})
-    items = ds.meta.get(r.item)
+    items = ds.side.tables.get(r.item)
     if r.title is not None and items is not None:
         pos = pd.Index(items[r.item]).get_indexer(df[r.item])
         df[r.title] = np.where(pos>=0, items[r.title].to_numpy()[pos], None)
@@ -221,6 +217,7 @@ def similar_items(self:CollabMultiCatLearner,
 ) -> pd.DataFrame: # item, title, genres..., similarity
     "The `n` items whose vectors are closest to `item`'s by cosine similarity (not counting itself)"
     n = _check_int(n, 'n')
+    _warn_untrained(self)
     frame,v,_ = self.item_vectors()
     i = _item_pos(frame, item)
     sim = to_np(_cosine(v, i))
@@ -252,6 +249,7 @@ def recommend(self:CollabMultiCatLearner,
 ) -> pd.DataFrame: # item, title, genres..., predicted (score for a ranking model); `user` and `rank` first for several users
     "The `n` best items for `user` (or for each of several users) among the items the model knows, by predicted rating or ranking score"
     ds = _collab_ds(self)
+    _warn_untrained(self)
     n = _check_int(n, 'n')
     if isinstance(user, bool): raise ValueError(f"user must be a user id, a list of them or None, got {user!r}")
     listy = is_listy(user) or isinstance(user, (np.ndarray, pd.Series, pd.Index))
@@ -314,11 +312,12 @@ def explain(self:CollabMultiCatLearner,
 ) -> pd.DataFrame:
     "How the item's id and each of its genres contribute to `user`'s predicted rating (or score) of `item`"
     ds = _collab_ds(self)
+    _warn_untrained(self)
     _user_code(ds, user)
     frame,_ = self.items_frame()
     known = set(frame.iloc[:,0])
     if item not in known and frame.attrs.get('title') and item in set(frame[frame.attrs['title']]): item = frame.iloc[_item_pos(frame, item),0]
-    b = _batch(self, _rows(ds, [user], [item]))
+    b = _batch(self, ds.side.rows({ds.roles.user: [user], ds.roles.item: [item]}))
     m = self.model.eval()
     with torch.no_grad():
         if not hasattr(m, 'item_pieces'): return _explain_nn(self, b, ds)

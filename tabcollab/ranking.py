@@ -10,8 +10,9 @@ __all__ = ['SampledSoftmaxLoss', 'BPRLoss', 'item_inputs', 'score_items', 'top_i
 
 # %% ../nbs/03a_ranking.ipynb #78af1bf5
 from fastai.tabular.all import *
+from .encoding import _check_int
 from .core import *
-from .core import _check_int
+from .collab import *
 from .data import *
 from .models import *
 from .models import _col_mask
@@ -37,10 +38,15 @@ class _SampledSoftmax(torch.autograd.Function):
 
 class SampledSoftmaxLoss:
     "Cross-entropy of each row's positive (column 0) against its sampled negatives, corrected by `log(n_neg*q)`"
-    def __init__(self, correct:bool=True): self.correct = correct  # `False`: no correction (still masked)
-    def __call__(self, pred, offsets):
+    def __init__(self, correct:bool=True): self.correct,self.inputs_checked = correct,False  # `False`: uncorrected, still masked
+    def check_inputs(self, pred, offsets):
+        "Raise when `pred` is not one row per row of `offsets` and 1 + its columns (`__call__` checks the first batch)"
         if offsets.ndim!=2 or pred.shape!=(len(offsets), 1+offsets.shape[1]):
-            raise ValueError(f"SampledSoftmaxLoss: pred {tuple(pred.shape)} and offsets {tuple(offsets.shape)} do not match: pred needs one row per row of offsets and 1 + its columns (the positive, then the negatives)")
+            raise ValueError(f"SampledSoftmaxLoss: pred {tuple(pred.shape)} and offsets {tuple(offsets.shape)} do not match: "
+                             "pred needs one row per row of offsets and 1 + its columns (the positive, then the negatives)")
+        self.inputs_checked = True
+    def __call__(self, pred, offsets):
+        if not self.inputs_checked: self.check_inputs(pred, offsets)  # the first batch; later ones are trusted
         offsets = offsets if self.correct else torch.where(torch.isinf(offsets), offsets, 0.)
         return _SampledSoftmax.apply(pred, offsets)
     def activation(self, x): return x
@@ -129,6 +135,9 @@ class RankingEval:
 
     def compute(self, learn, dl=None):
         "Metrics of `learn`'s model on `dl` (default: the validation set)"
+        if dl is None and not len(learn.dls.valid_ds):
+            raise ValueError("this learner has no validation rows (one from load_tabcollab has empty loaders): pass the rows "
+                             "to rank, RankingEval(...).compute(learn, learn.dls.test_dl(ratings))")
         dl,ds = ifnone(dl, learn.dls.valid),learn.dls.train_ds
         u,i = self.relevant_pairs(dl)
         users = np.unique(u)

@@ -9,8 +9,10 @@ __all__ = ['FORMAT', 'TabCollabFileError', 'save_tabcollab', 'load_tabcollab', '
 
 # %% ../nbs/07_save.ipynb #d4417caa
 from fastai.tabular.all import *
+from .encoding import *
+from .side import *
 from .core import *
-from .core import _side_index
+from .collab import *
 from .data import *
 from .models import *
 from .learner import *
@@ -36,8 +38,6 @@ def _jsonable(o, what='value'):
     if o is None or isinstance(o, (str, int, float, bool)): return o
     raise TypeError(f"save_tabcollab writes data only, and {what} holds a {type(o).__name__} ({o!r}): use learn.export() for this learner")
 
-def _frame(df): return {c: _jsonable(df[c].tolist(), f"column '{c}'") for c in df.columns}
-
 # %% ../nbs/07_save.ipynb #8aa2c319
 def _proc_state(p, tensors):
     "JSON state of a processing step (large arrays go to `tensors`)"
@@ -54,7 +54,7 @@ def _proc_state(p, tensors):
     if isinstance(p, Categorize): return {'type': 'Categorize', 'vocab': list(p.vocab), 'add_na': p.add_na}
     raise TypeError(f"save_tabcollab does not know the processing step {type(p).__name__}: use learn.export() for this learner")
 
-def _proc(state, tensors, meta):
+def _proc(state, tensors):
     "The processing step described by `state`"
     t = state['type']
     if t=='Categorify':
@@ -64,7 +64,6 @@ def _proc(state, tensors, meta):
         p = MultiCategorify()
         p.multicat_classes = {n: BagVocab(pd.Series(v, dtype=object).astype(str)) for n,v in state['classes'].items()}
         p.bag_side = state['bag_side']
-        p.side_index = {on: _side_index(meta, on) for on in set(p.bag_side.values())-{None}}
         p.side_bags = {n: Bags(tensors[f'bags.{n}.values'], tensors[f'bags.{n}.offsets']) for n,on in p.bag_side.items() if on}
     elif t=='FillMissing':
         p = FillMissing(add_col=state['add_col'], fill_vals=defaultdict(int, state['fill_vals']))
@@ -139,7 +138,7 @@ def save_tabcollab(
     tensors = {f'model.{k}': v.detach().cpu().contiguous() for k,v in learn.model.state_dict().items()}
     data = {'type': type(ds).__name__, 'cat_names': list(ds.cat_names), 'cont_names': list(ds.cont_names),
             'y_names': list(ds.y_names), 'multicat_names': list(ds.multicat_names), 'sep': ds.sep,
-            'flag_groups': ds.flag_groups, 'meta': {on: _frame(t) for on,t in ds.meta.items()},
+            'side': _jsonable(ds.side.state(), 'a side table'),
             'procs': [_proc_state(p, tensors) for p in ds.procs], 'bs': learn.dls.bs}
     if isinstance(ds, TabularCollabMultiCat):
         data['roles'] = ds.roles.state()
@@ -149,6 +148,9 @@ def save_tabcollab(
     config = json.dumps({'data': _jsonable(data, 'the data'), 'learner': _learner_state(learn),
                          'tabcollab': tabcollab.__version__}, sort_keys=True)
     path = Path(path)
+    if path.suffix.lower() in ('.pkl','.pickle','.pth','.pt'):
+        raise ValueError(f"{path} names a pickle, but save_tabcollab writes safetensors (tensors and JSON): name it "
+                         f"{path.with_suffix('.safetensors').name}, or use learn.export({str(path)!r}) for a pickle")
     if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: name the file to write, e.g. {path/'model.safetensors'}")
     try: save_file(tensors, path, metadata={'format': FORMAT, 'config': config, 'sha256': _digest(config, tensors)})
     except Exception as e:  # safetensors' `SafetensorError` says "Error while serializing: I/O error" and no path
@@ -175,24 +177,6 @@ def _read(path):
     try: return json.loads(meta['config']),tensors
     except json.JSONDecodeError as e: raise TabCollabFileError(f"{path}: its configuration is not valid JSON ({e})") from None
 
-def _template_row(cfg):
-    "One raw row with every input column (those the side tables provide excepted), for a first pass through the loaders"
-    d,procs = cfg['data'],{p['type']: p for p in cfg['data']['procs']}
-    joined = lambda n: any(n in cols or (n in d['flag_groups'] and all(c in cols for c in d['flag_groups'][n])) for cols in d['meta'].values())
-    classes = procs.get('Categorify', {}).get('classes', {})
-    made = {f'{n}_na' for n in d['cont_names']}  # `FillMissing` makes these
-    row = {}
-    for n in d['cat_names']:
-        if n not in made and not joined(n): row[n] = (classes.get(n) or [np.nan])[0]
-    for n in d['cont_names']:
-        if not joined(n): row[n] = 0.
-    for n in d['multicat_names']:
-        if not joined(n): row[n] = None
-    for n in d['y_names']: row[n] = 0 if 'Categorize' in procs else 0.
-    for on in d['meta']:
-        if on not in row: row[on] = (classes.get(on) or [np.nan])[0]
-    return pd.DataFrame([row])
-
 # %% ../nbs/07_save.ipynb #3c5579d9
 def load_tabcollab(
     path:str|Path, # A file written by `save_tabcollab`
@@ -200,16 +184,19 @@ def load_tabcollab(
     "Rebuild a learner saved by `save_tabcollab`, without unpickling anything"
     cfg,tensors = _read(path)
     d,lc = cfg['data'],cfg['learner']
-    meta = {on: pd.DataFrame(cols) for on,cols in d['meta'].items()}
+    if 'side' in d: side = SideTables.from_state(d['side'])
+    else: side = SideTables({on: pd.DataFrame(cols) for on,cols in d['meta'].items()}, flag_groups=d['flag_groups'])  # 0.1
     ds_type = {'TabularCollabMultiCat': TabularCollabMultiCat, 'TabularMultiCat': TabularMultiCat}[d['type']]
     extra = {}
     if ds_type is TabularCollabMultiCat:
         extra = dict(rated=tensors['collab.rated'].numpy(), train_rated=tensors['collab.train_rated'].numpy(), roles=CollabRoles(**d['roles']),
                      item_stats=pd.DataFrame({'count': tensors['collab.count'].numpy(), 'mean_rating': tensors['collab.mean_rating'].numpy()}))
-    to = ds_type(_template_row(cfg), procs=[_proc(p, tensors, meta) for p in d['procs']], cat_names=d['cat_names'],
+    to = ds_type(pd.DataFrame(), procs=[_proc(p, tensors) for p in d['procs']], cat_names=d['cat_names'],
                  cont_names=d['cont_names'], y_names=d['y_names'], multicat_names=d['multicat_names'], sep=d['sep'],
-                 flag_groups=d['flag_groups'], meta=meta, y_block=TransformBlock(), do_setup=False, reduce_memory=False, **extra)
-    to.process()
+                 meta=side, y_block=TransformBlock(), do_setup=False, reduce_memory=False, **extra)
+    to.setup_side()  # what rows of unknown keys hold, from the processing steps
+    to = to.new(side.rows({}, n=1, targets=True))  # one row, for the loaders' first pass
+    to.process(check=False)
     dls = to.dataloaders(bs=d['bs'], shuffle=False, drop_last=False)
     dls = dls.new_empty()
     args = lc['args']

@@ -2,7 +2,10 @@
 import numpy as np, pandas as pd, pytest, torch
 from hypothesis import given, settings, strategies as st
 from fastai.tabular.all import Categorify, DataBlock, ColReader, RegressionBlock, IndexSplitter
+from tabcollab.encoding import *
+from tabcollab.side import *
 from tabcollab.core import *
+from tabcollab.block import *
 
 
 def encode(col, vocab_col=None, sep='|'):
@@ -174,7 +177,7 @@ def test_multicat_block():
 @given(st.lists(st.lists(st.integers(1, 30), max_size=8), min_size=1, max_size=40), st.data())
 def test_bags_padded_once_equal_bags_padded_per_batch(bags, data):
     "The padding made once (small bags) gives what padding each batch gives: same values, as wide as the batch's longest"
-    import tabcollab.core as core
+    import tabcollab.encoding as core
     flat = [v for b in bags for v in b]
     offsets = np.concatenate([[0], np.cumsum([len(b) for b in bags])])
     idx = data.draw(st.lists(st.integers(0, len(bags)-1), max_size=20))

@@ -134,7 +134,7 @@ def test_multicategorify_in_a_plain_tabularpandas_says_what_to_use():
 
 
 def test_flag_columns_in_the_ratings_are_dropped_without_a_pandas_warning():
-    r = ratings().assign(Drama=[1,0,0,1]*3, Comedy=[0,1,1,1]*3)
+    r = ratings().assign(Drama=[1,0,0,1,0,1,0,0,1,0,1,0], Comedy=[0,1,1,1,1,0,0,1,0,1,1,0])  # per rating: row inputs
     with warnings.catch_warnings():
         warnings.simplefilter('error', DeprecationWarning)
         warnings.simplefilter('error', FutureWarning)
@@ -149,7 +149,7 @@ def test_partial_flag_group_in_new_rows_warns_and_missing_flags_are_named():
     dls = from_df(ratings(), items=flags, flag_groups={'genres': ['Drama','Comedy']})
     with pytest.warns(UserWarning, match=r"flag group 'genres': the rows have \['Drama'\] but not all of \['Drama', 'Comedy'\]"):
         dls.test_dl(pd.DataFrame({'user':[1], 'item':[10], 'Drama':[0]}))
-    r = ratings().assign(Drama=[1,0,0,1]*3, Comedy=[0,1,1,1]*3)
+    r = ratings().assign(Drama=[1,0,0,1,0,1,0,0,1,0,1,0], Comedy=[0,1,1,1,1,0,0,1,0,1,1,0])  # per rating: row inputs
     dls = CollabMultiCatDataLoaders.from_df(r, multicat_names=['genres'], flag_groups={'genres': ['Drama','Comedy']}, bs=4)
     with pytest.raises(KeyError, match=r"column\(s\) \['Comedy'\] not found"):
         dls.test_dl(pd.DataFrame({'user':[1], 'item':[10], 'Drama':[0]}))
@@ -350,6 +350,6 @@ def test_show_results_shows_predicted_classes_by_label():
     dls = TabularMultiCatDataLoaders.from_df(df, cont_names=['x'], multicat_names=['tags'], y_names='rating',
                                              y_block=CategoryBlock(), valid_idx=list(range(80,100)), bs=16)
     learn = tabular_multicat_learner(dls)
-    with mock.patch('tabcollab.core.display_df') as shown: learn.show_results(max_n=4, shuffle=False)
+    with mock.patch('tabcollab.data.display_df') as shown: learn.show_results(max_n=4, shuffle=False)
     frame = shown.call_args[0][0]
     assert set(frame['rating_pred']) <= set(dls.vocab) and set(frame['rating']) <= set(dls.vocab)

@@ -59,8 +59,13 @@ def test_bad_ratings(bad, msg):
 def test_ratings_outside_an_explicit_y_range(data):
     ratings,items = data
     dls = from_df(ratings, items, valid_pct=0.2, seed=0)
-    with pytest.raises(ValueError, match=r"ratings run from 1.0 to 5.0, outside y_range=\(2, 4\)"):
+    with pytest.raises(ValueError, match=r"y_range=\(2, 4\) leaves out ratings of the data, which run from 1 to 5: .*e.g. \(0.5, 5.5\)"):
         collab_multicat_learner(dls, y_range=(2,4))
+    # fastai's habit, the ratings' own ends: widened where it touches them, with a warning that says so
+    with pytest.warns(UserWarning, match=r"y_range=\(1, 5\) ends at the ratings' lowest value.*using y_range=\(0.5, 5.5\)"):
+        learn = collab_multicat_learner(dls, y_range=(1,5))
+    assert learn.model.y_range == (0.5, 5.5)
+    assert collab_multicat_learner(dls, y_range=(0,6)).model.y_range == (0., 6.)
 
 
 def test_empty_frames():

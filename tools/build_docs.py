@@ -17,9 +17,9 @@ from pathlib import Path
 root = Path(__file__).resolve().parents[1]
 
 # The order of the site: home, modules, tutorials, other pages
-PAGES = ['index', 'core', 'data', 'models', 'movielens', 'ranking', 'metrics', 'learner', 'sparse', 'baselines', 'interpret',
+PAGES = ['index', 'encoding', 'side', 'core', 'collab', 'data', 'block', 'models', 'movielens', 'ranking', 'metrics', 'learner', 'sparse', 'baselines', 'interpret',
          'save', 'cli', 'distributed', 'api', 'tutorial_movielens', 'benchmarks', 'contributing']
-CAPTIONS = {'core': 'Modules', 'api': 'Reference', 'tutorial_movielens': 'Tutorials', 'benchmarks': 'Project'}
+CAPTIONS = {'encoding': 'Modules', 'api': 'Reference', 'tutorial_movielens': 'Tutorials', 'benchmarks': 'Project'}
 
 
 def page_name(p:Path) -> str:
