@@ -1,5 +1,6 @@
 # Sphinx settings of the offline documentation site (tools/build_docs.py copies this file next to the pages it makes)
 project = 'tabcollab'
+copyright = '2026, tabcollab developers'   # the footer's holder (Sphinx leaves it empty)
 html_title = 'tabcollab'
 extensions = ['myst_nb']
 html_theme = 'furo'
