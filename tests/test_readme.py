@@ -3,7 +3,7 @@ import subprocess, sys
 from pathlib import Path
 
 root = Path(__file__).parents[1]
-TEST_COMMAND = 'nbdev-test && pytest tests/'
+TEST_COMMAND = 'ruff check && nbdev-test && pytest tests/'
 
 
 def test_readme_is_generated_from_index():
