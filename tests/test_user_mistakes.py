@@ -1,0 +1,171 @@
+"""What real users do that no example shows: genres merged into the ratings, empty or text columns, bs=0, one column for
+users and items, rows without ids, repeated rows, y_range at the ratings' ends, untrained learners, a min_rating above
+every rating, files named for another format; each gets the right behaviour or a message that says what to do"""
+import warnings
+import numpy as np, pandas as pd, pytest
+from tabcollab.all import (CollabMultiCatDataLoaders, TabularMultiCatDataLoaders, collab_multicat_learner,
+                           synthetic_movielens, load_movielens, RankingEval, cell_values, BagVocab)
+from tabcollab.save import save_tabcollab, load_tabcollab
+from tabcollab.cli import main
+
+
+@pytest.fixture(scope='module')
+def ml():
+    return synthetic_movielens(n_users=40, n_items=60, n_ratings=900, seed=3)
+
+
+def from_df(ratings, **kw):
+    return CollabMultiCatDataLoaders.from_df(ratings, **{'valid_pct': 0.2, 'seed': 0, 'bs': 64, **kw})
+
+
+def trained(dls, **kw):
+    learn = collab_multicat_learner(dls, **kw)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    return learn
+
+
+def warned(f):
+    "(result, [warning messages]) of `f()`"
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        res = f()
+    return res, [str(o.message) for o in w]
+
+
+def test_genres_merged_into_the_ratings_are_item_metadata(ml):
+    "`ratings.merge(movies)` puts genres on every row: they are the item's, so recommend and new items see them"
+    ratings, items = ml
+    merged = ratings.merge(items[['item', 'genres']], on='item')
+    a = from_df(merged, multicat_names=['genres'])
+    b = from_df(ratings, items=items[['item', 'genres']], multicat_names=['genres'])
+    assert 'genres' in a.train_ds.roles.item_side
+    assert list(a.train_ds.side['item'].columns) == ['item', 'genres', 'n_ratings']
+    codes = np.arange(1, a.train_ds.n_items)
+    assert (a.train_ds.side_inputs(codes)[2] == b.train_ds.side_inputs(codes)[2]).all()
+    # a column that changes within an item and a user stays a row input
+    hour = merged.assign(hour=np.arange(len(merged)) % 24)
+    c = from_df(hour, multicat_names=['genres'], cont_names=['hour'])
+    assert c.train_ds.roles.side('hour') == 'row' and 'hour' in c.train_ds.items.columns
+    # a user's age merged in is the user's
+    age = merged.assign(age=merged.user * 2.)
+    d = from_df(age, multicat_names=['genres'], cont_names=['age'])
+    assert d.train_ds.roles.side('age') == 'user' and 'age' in d.train_ds.side['user'].columns
+
+
+def test_continuous_columns_without_values_or_with_text_are_named(ml):
+    ratings, items = ml
+    with pytest.raises(ValueError, match=r"continuous column 'year' has no value in the \d+ training rows"):
+        from_df(ratings, items=items.assign(year=np.nan), multicat_names=['genres'], cont_names=['year'])
+    with pytest.raises(TypeError, match=r"column 'year' of items holds values that are not numbers, e.g. 'old'"):
+        from_df(ratings, items=items.assign(year=['old'] + [1990.] * (len(items) - 1)), cont_names=['year'])
+    with pytest.raises(TypeError, match=r"continuous column 'hour' holds 1 value\(s\) that are not numbers, e.g. 'no"):
+        from_df(ratings.assign(hour=['noon'] + [1.] * (len(ratings) - 1)), cont_names=['hour'])
+    # numbers written as text are numbers
+    dls = from_df(ratings.assign(hour=[str(h % 24) for h in range(len(ratings))]), cont_names=['hour'])
+    assert dls.train_ds.items['hour'].dtype.kind == 'f'
+
+
+def test_bs_and_one_column_for_users_and_items_are_named(ml):
+    ratings, _ = ml
+    for bs in (0, -1, 2.5):
+        with pytest.raises(ValueError, match=f"bs must be an integer >= 1, got {bs}"): from_df(ratings, bs=bs)
+    with pytest.raises(ValueError, match=r"bs must be an integer >= 1, got 0"):
+        TabularMultiCatDataLoaders.from_df(ratings, cat_names=['user'], y_names='rating', bs=0)
+    with pytest.raises(ValueError, match=r"user_name and item_name are both 'user'"):
+        from_df(ratings, user_name='user', item_name='user')
+
+
+def test_rows_without_ids_and_repeated_rows_are_counted(ml):
+    ratings, _ = ml
+    no_user = ratings.assign(user=ratings.user.astype('Int64').mask(ratings.index < 3))
+    _, w = warned(lambda: from_df(no_user))
+    assert any("3 of 900 rows have no 'user' id: they train as the unknown user (#na#)" in m for m in w)
+    twice = pd.concat([ratings, ratings.iloc[:4], ratings.iloc[4:6].assign(rating=0.5)], ignore_index=True)
+    _, w = warned(lambda: from_df(twice))
+    assert any("6 of 906 rows repeat the (user, item) pair of another row (4 exact copies, 2 other rating(s)" in m
+               for m in w)
+
+
+def test_unmatched_ids_are_said_once(ml):
+    ratings, items = ml
+    _, w = warned(lambda: from_df(ratings, items=items.iloc[5:], multicat_names=['genres']))
+    assert len([m for m in w if 'does not list' in m]) == 1
+
+
+def test_one_and_one_point_zero_are_one_value():
+    vals = cell_values(pd.Series([[1, 1.0], [1.0, 'a'], [2.0], 'a|1']))
+    assert list(BagVocab(vals)) == ['#pad#', '#na#', '1', '2', 'a']
+
+
+def test_an_untrained_learner_says_so(ml):
+    ratings, items = ml
+    learn = collab_multicat_learner(from_df(ratings, items=items, multicat_names=['genres']))
+    for f in (lambda: learn.recommend(ratings.user[0], n=3), lambda: learn.similar_items(items.item[0], n=3),
+              lambda: learn.explain(ratings.user[0], items.item[0])):
+        _, w = warned(f)
+        assert any('has not been trained' in m for m in w)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    _, w = warned(lambda: learn.recommend(ratings.user[0], n=3))
+    assert not any('has not been trained' in m for m in w)
+
+
+def test_min_rating_above_every_rating(ml, tmp_path, capsys):
+    ratings, _ = ml
+    with pytest.raises(ValueError, match=r"min_rating=6: no training rating is that high \(they run from 1 to 5\)"):
+        from_df(ratings, implicit=True, min_rating=6)
+    assert main(['train', '--implicit', '--min-rating', '6', '--out', str(tmp_path/'m.safetensors')]) == 2
+    assert "--min-rating 6: no training rating is that high" in capsys.readouterr().err
+
+
+def test_files_named_for_another_format_and_loaded_learners_without_validation(ml, tmp_path):
+    ratings, items = ml
+    learn = trained(from_df(ratings, items=items, multicat_names=['genres'], implicit=True, min_rating=4))
+    with pytest.raises(ValueError, match=r"x.pkl names a pickle, but save_tabcollab writes safetensors"):
+        save_tabcollab(learn, tmp_path/'x.pkl')
+    back = load_tabcollab(save_tabcollab(learn, tmp_path/'x.safetensors'))
+    with pytest.raises(ValueError, match="this learner has no validation rows"): RankingEval(10).compute(back)
+    res = RankingEval(10).compute(back, back.dls.test_dl(ratings.iloc[:200]))
+    assert 'ndcg@10' in res
+
+
+def test_load_movielens_takes_a_ratings_file(tmp_path):
+    (tmp_path/'ratings.csv').write_text('userId,movieId,rating,timestamp\n1,10,4.5,9\n2,30,3.0,9\n')
+    (tmp_path/'movies.csv').write_text('movieId,title,genres\n10,A (1995),Action\n30,B (2019),Drama|War\n')
+    ratings, items = load_movielens(tmp_path/'ratings.csv')
+    assert ratings.item.tolist() == [10, 30] and items.genres.tolist() == [['Action'], ['Drama', 'War']]
+
+
+def test_cli_recommends_to_every_user_and_says_what_it_evaluates(ml, tmp_path, capsys):
+    ratings, items = ml
+    out = tmp_path/'m.safetensors'
+    assert main(['train', '--epochs', '1', '--out', str(out)]) == 0
+    capsys.readouterr()
+    assert main(['recommend', '--model', str(out), '--all-users', '-n', '2']) == 0
+    text = capsys.readouterr().out
+    assert text.startswith('We recommend to all ') and 'rank' in text
+    assert main(['recommend', '--model', str(out)]) == 2
+    assert '--user is required (or --all-users for every user)' in capsys.readouterr().err
+    # evaluate on the training data itself, and on data of other users: said, on stderr
+    r, _ = synthetic_movielens()
+    r.iloc[:500].to_csv(tmp_path/'seen.csv', index=False)
+    assert main(['evaluate', '--model', str(out), '--data', str(tmp_path/'seen.csv')]) == 0
+    err = capsys.readouterr().err
+    assert 'are (user, item) pairs the model was trained on: scores on them are optimistic' in err
+    r.iloc[:300].assign(user=r.user.iloc[:300] + 10_000).to_csv(tmp_path/'other.csv', index=False)
+    assert main(['evaluate', '--model', str(out), '--data', str(tmp_path/'other.csv')]) == 0
+    err = capsys.readouterr().err
+    assert '300 of 300 rows (100%) have a user the model does not know' in err and 'is this the data' in err
+
+
+def test_cli_warnings_are_one_line(ml, tmp_path, capsys):
+    ratings, items = ml
+    folder = tmp_path/'ml'
+    folder.mkdir()
+    ratings = ratings.rename(columns={'user': 'userId', 'item': 'movieId'}).assign(timestamp=0)
+    ratings.to_csv(folder/'ratings.csv', index=False)
+    movies = items.iloc[3:].assign(genres=items.genres.iloc[3:].map('|'.join))
+    movies.rename(columns={'item': 'movieId'}).to_csv(folder/'movies.csv', index=False)
+    assert main(['train', '--data', str(folder), '--epochs', '1', '--out', str(tmp_path/'m.safetensors')]) == 0
+    err = capsys.readouterr().err
+    lines = [l for l in err.splitlines() if 'warning' in l]
+    assert lines and all(l.startswith('tabcollab train: warning: ') for l in lines) and 'warnings.warn' not in err
