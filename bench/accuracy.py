@@ -20,7 +20,8 @@ FIT_DEFAULT = lambda l: l.fit_one_cycle(EPOCHS)
 def genre_flags(path):
     "The 19 genre flag columns of u.item (item id first)"
     genres = pd.read_csv(path/'u.genre', sep='|', names=['genre','idx'])['genre'].tolist()
-    items = pd.read_csv(path/'u.item', sep='|', names=['item','title','release','video','url',*genres], encoding='latin-1')
+    items = pd.read_csv(path/'u.item', sep='|', names=['item','title','release','video','url',*genres],
+                        encoding='latin-1')
     return items[['item', *genres]],genres
 
 
@@ -32,7 +33,7 @@ def users_table(path, train):
     return users
 
 
-# Each model: name -> function(df, valid_idx, ctx) returning the validation predictions (in valid_idx order) and fit time
+# Each model: name -> function(df, valid_idx, ctx) returning the validation predictions (valid_idx order) and fit time
 def bias_model(**kw):
     def f(df, valid_idx, ctx):
         train,valid = df.drop(index=valid_idx),df.iloc[valid_idx]
@@ -60,20 +61,22 @@ def fastai_tabular_flags(df, valid_idx, ctx):
     "fastai's tabular_learner: user and item as categories, the 19 genre flags as 0/1 continuous columns"
     flags,genres = ctx['flags']
     data = df.merge(flags, on='item', how='left')
-    to = TabularPandas(data[['user','item','rating',*genres]], [Categorify, FillMissing, Normalize], cat_names=['user','item'],
-                       cont_names=genres, y_names='rating', splits=IndexSplitter(list(valid_idx))(data))
+    to = TabularPandas(data[['user','item','rating',*genres]], [Categorify, FillMissing, Normalize],
+                       cat_names=['user','item'], cont_names=genres, y_names='rating',
+                       splits=IndexSplitter(list(valid_idx))(data))
     return tabular_learner(to.dataloaders(bs=64), y_range=(0,5.5))
 
 
 def tabcollab_default(df, valid_idx, ctx):
-    dls = CollabMultiCatDataLoaders.from_df(df, items=ctx['items'], user_name='user', item_name='item', rating_name='rating',
-                                            multicat_names=['genres'], valid_idx=valid_idx)
+    dls = CollabMultiCatDataLoaders.from_df(df, items=ctx['items'], user_name='user', item_name='item',
+                                            rating_name='rating', multicat_names=['genres'], valid_idx=valid_idx)
     return collab_multicat_learner(dls)
 
 
 BEST = "genres + a bag of the items the user rated (SVD++ style, training rows only), `wd=0.2`"
 def tabcollab_best(df, valid_idx, ctx):
-    dls = CollabMultiCatDataLoaders.from_df(df, items=ctx['items'], users=users_table(ctx['path'], df.drop(index=valid_idx)),
+    dls = CollabMultiCatDataLoaders.from_df(df, items=ctx['items'],
+                                            users=users_table(ctx['path'], df.drop(index=valid_idx)),
                                             multicat_names=['genres','rated'], valid_idx=valid_idx)
     return collab_multicat_learner(dls, wd=0.2)
 
@@ -102,7 +105,8 @@ def strict_cold_start(ratings, ctx, frac=0.1, seed=SEED):
     held = np.random.default_rng(seed).choice(item_ids, int(frac*len(item_ids)), replace=False)
     valid_idx = np.flatnonzero(ratings['item'].isin(held).to_numpy())
     targs = ratings['rating'].to_numpy()[valid_idx]
-    models = {'user bias only': bias_model(items=False), 'fastai collab_learner (dot)': MODELS['fastai collab_learner (dot)'],
+    models = {'user bias only': bias_model(items=False),
+              'fastai collab_learner (dot)': MODELS['fastai collab_learner (dot)'],
               'tabcollab default': MODELS['tabcollab default']}
     res = {}
     for name,f in models.items():
@@ -117,18 +121,22 @@ def report(results, splits, cold, n_held, n_rows, env):
     rows = []
     for name,r in results.items():
         per = [r['rmse'][k] for k in splits]
-        row = {'model': name, **{k: r['rmse'][k] for k in splits}, 'mean ± sd': f'{np.mean(per):.4f} ± {np.std(per, ddof=1) if len(per)>1 else 0:.4f}',
-               'cold subset': f"{np.mean([r['cold'][k] for k in splits]):.4f}", 'fit (s)': f"{np.mean([r['fit_s'][k] for k in splits]):.1f}"}
+        row = {'model': name, **{k: r['rmse'][k] for k in splits},
+               'mean ± sd': f'{np.mean(per):.4f} ± {np.std(per, ddof=1) if len(per)>1 else 0:.4f}',
+               'cold subset': f"{np.mean([r['cold'][k] for k in splits]):.4f}",
+               'fit (s)': f"{np.mean([r['fit_s'][k] for k in splits]):.1f}"}
         rows.append(row)
-    md = [f"### MovieLens 100K, official splits\n",
+    md = ["### MovieLens 100K, official splits\n",
           f"RMSE on uN.test after training on uN.base; every learner `fit_one_cycle({EPOCHS})`, seed {SEED}. "
-          "fastai's models use `n_factors=50, y_range=(0,5.5)` and `fit_one_cycle(5, 5e-3, wd=0.1)`; tabcollab's default "
-          f"is `collab_multicat_learner(dls).fit_one_cycle(5)`; tabcollab best: {BEST}. Cold subset: test rows whose item has "
-          "at most 5 ratings in the training split (mean over the splits). Fit time: mean seconds per split.\n",
+          "fastai's models use `n_factors=50, y_range=(0,5.5)` and `fit_one_cycle(5, 5e-3, wd=0.1)`; "
+          f"tabcollab's default is `collab_multicat_learner(dls).fit_one_cycle(5)`; tabcollab best: {BEST}. "
+          "Cold subset: test rows whose item has at most 5 ratings in the training split (mean over the splits). "
+          "Fit time: mean seconds per split.\n",
           markdown_table(rows, ['model', *splits, 'mean ± sd', 'cold subset', 'fit (s)']),
-          f"\n### Strict cold start\n",
-          f"10% of the items ({n_held}, seed {SEED}) held out entirely: trained on the other ratings, RMSE on all {n_rows:,} "
-          "ratings of the held-out items. fastai can only give them its `#na#` embedding; tabcollab uses their genres.\n",
+          "\n### Strict cold start\n",
+          f"10% of the items ({n_held}, seed {SEED}) held out entirely: trained on the other ratings, "
+          f"RMSE on all {n_rows:,} ratings of the held-out items. "
+          "fastai can only give them its `#na#` embedding; tabcollab uses their genres.\n",
           markdown_table([{'model': k, 'RMSE': v['rmse']} for k,v in cold.items()], ['model','RMSE']),
           f"\n_{env}_\n"]
     return '\n'.join(md)
@@ -154,9 +162,11 @@ def main():
             preds = torch.tensor(np.asarray(preds, dtype=np.float32))
             r = results[name]
             r['rmse'][k],r['cold'][k],r['fit_s'][k] = rmse(preds, targs),rmse(preds[cold], targs[cold]),secs
-            print(f'{k} {name:45s} {r["rmse"][k]:.4f}  cold {r["cold"][k]:.4f} ({cold.sum()} rows)  {secs:5.1f}s', flush=True)
+            print(f'{k} {name:45s} {r["rmse"][k]:.4f}  cold {r["cold"][k]:.4f} ({cold.sum()} rows)  {secs:5.1f}s',
+                  flush=True)
     strict,n_held,n_rows = ({},0,0) if args.no_strict else strict_cold_start(ratings.astype({'rating': 'float32'}), ctx)
-    env = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, fastai {fastai.__version__}"
+    env = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, "
+           f"fastai {fastai.__version__}")
     md = report(results, splits, strict, n_held, n_rows, env)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     (out/'accuracy.md').write_text(md)

@@ -1,15 +1,17 @@
 "Shared pieces of the benchmark scripts: MovieLens 100K splits, fastai baselines, timing and tables"
-import argparse, json, os, time
-import fastai
+# the imports unused here are for the bench scripts' `from common import *`
+import argparse, json, os, time  # noqa: F401
+import fastai  # noqa: F401
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd, torch  # noqa: F401
 from fastai.tabular.all import *
 from fastai.collab import *
 from tabcollab.all import *
 
 
 def data_arg(parser):
-    parser.add_argument('--data', default=None, help="MovieLens 100K folder (default: $TABCOLLAB_ML100K or ../shared/data/ml-100k)")
+    parser.add_argument('--data', default=None,
+                        help="MovieLens 100K folder (default: $TABCOLLAB_ML100K or ../shared/data/ml-100k)")
     return parser
 
 
@@ -54,7 +56,7 @@ def markdown_table(rows, cols):
 
 
 def with_docs_block(text, name, md, section='', before=None):
-    "`text` with `md` between its `<!-- name: start/end -->` markers; when absent, `section` + the block go before `before`"
+    "`text` with `md` between its `<!-- name: start/end -->` markers; if absent, `section` + block go before `before`"
     start,end = f'<!-- {name}: start -->',f'<!-- {name}: end -->'
     block = f'{start}\n{md}\n{end}'
     if start in text: return text.split(start)[0] + block + text.split(end)[1]

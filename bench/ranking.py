@@ -53,7 +53,8 @@ def genre_matrix(items):
     "Items x genres 0/1 matrix (scipy CSR) and the genre names"
     g = items['genres'].reset_index(drop=True).explode().dropna()
     cat = pd.Categorical(g.to_numpy())
-    m = sp.csr_matrix((np.ones(len(g), np.float32), (g.index.to_numpy(), cat.codes)), shape=(len(items), len(cat.categories)))
+    m = sp.csr_matrix((np.ones(len(g), np.float32), (g.index.to_numpy(), cat.codes)),
+                      shape=(len(items), len(cat.categories)))
     return m,list(cat.categories)
 
 
@@ -101,7 +102,8 @@ def lightfm_model(p:Problem, genres:bool, seed=SEED):
     "LightFM WARP on the training ratings >= 4: ids only, or item features = identity + genre one-hot"
     from lightfm import LightFM
     X = interactions(p, p.all_users, p.item_ids).tocoo()
-    feats = row_normalise(sp.hstack([sp.identity(len(p.item_ids), format='csr'), genre_matrix(p.items)[0]]).tocsr()) if genres else None
+    feats = (row_normalise(sp.hstack([sp.identity(len(p.item_ids), format='csr'), genre_matrix(p.items)[0]]).tocsr())
+             if genres else None)
     model = LightFM(random_state=seed, **LIGHTFM)
     _,secs = timed(lambda: model.fit(X, item_features=feats, **LIGHTFM_FIT))
     return torch.tensor(lightfm_scores(model, p.rows, np.arange(len(p.item_ids)), feats)),secs
@@ -134,7 +136,7 @@ def tabcollab_rating(p:Problem, seed=SEED):
 
 
 def has_implicit():
-    "Whether this tabcollab's `CollabMultiCatDataLoaders.from_df` takes `implicit` (it swallows unknown keywords silently)"
+    "Whether this tabcollab's `CollabMultiCatDataLoaders.from_df` takes `implicit` (it swallows unknown keywords)"
     return 'implicit' in inspect.signature(CollabMultiCatDataLoaders.from_df).parameters
 
 
@@ -180,16 +182,19 @@ def top10(p:Problem, test):
         topk = topk_items(scores, K, exclude) if topk is None else topk
         m = ranking_metrics(topk, relevant, K, exclude=exclude)
         res[name] = {**m, 'coverage': catalogue_coverage(topk, len(p.item_ids)), 'fit_s': secs}
-        print(f"{name:50s} P@{K} {m[f'precision@{K}']:.4f}  R@{K} {m[f'recall@{K}']:.4f}  NDCG@{K} {m[f'ndcg@{K}']:.4f}  "
-              f"hit@{K} {m[f'hit@{K}']:.4f}  coverage {res[name]['coverage']:.4f}  {secs:5.1f}s", flush=True)
+        print(f"{name:50s} P@{K} {m[f'precision@{K}']:.4f}  R@{K} {m[f'recall@{K}']:.4f}  "
+              f"NDCG@{K} {m[f'ndcg@{K}']:.4f}  hit@{K} {m[f'hit@{K}']:.4f}  "
+              f"coverage {res[name]['coverage']:.4f}  {secs:5.1f}s", flush=True)
 
     s,secs = most_popular(p); report('most popular', secs, s)
     s,secs = ease(p); report(f'EASE (lambda {EASE_LAMBDA:g})', secs, s)
     if lightfm is None: print("LightFM: not installed (pip install lightfm-next), skipped")
     else:
         for genres in [False, True]:
-            s,secs = lightfm_model(p, genres); report(f"LightFM WARP, {'id + genres' if genres else 'ids only'}", secs, s)
-    learn,secs = tabcollab_rating(p); report('tabcollab rating model (genres)', secs, tabcollab_scores(learn, p.users, p.item_ids))
+            s,secs = lightfm_model(p, genres)
+            report(f"LightFM WARP, {'id + genres' if genres else 'ids only'}", secs, s)
+    learn,secs = tabcollab_rating(p)
+    report('tabcollab rating model (genres)', secs, tabcollab_scores(learn, p.users, p.item_ids))
     for genres in [True, False]:
         name = f"tabcollab ranking model ({'genres' if genres else 'ids only'})"
         try:
@@ -223,7 +228,8 @@ def lightfm_cold(p:Problem, held, seed=SEED):
     G,_ = genre_matrix(p.items)
     is_held = np.isin(p.item_ids, held)
     train_ids = p.item_ids[~is_held]
-    X = interactions(p, p.all_users, train_ids).tocoo()  # only the other items: the held-out ones are not even negatives
+    # only the other items: the held-out ones are not even negatives
+    X = interactions(p, p.all_users, train_ids).tocoo()
     feats = row_normalise(sp.hstack([sp.identity(len(train_ids), format='csr'), G[~is_held]]).tocsr())
     model = LightFM(random_state=seed, **LIGHTFM)
     model.fit(X, item_features=feats, **LIGHTFM_FIT)
@@ -243,7 +249,8 @@ def strict_cold_start(p:Problem, ratings):
     held = held_out_items(ratings)
     cold = Problem(p.train[~p.train['item'].isin(held)], p.users, p.items)
     held_items = p.items.set_index('item').loc[held].reset_index()
-    relevant = p.mask(ratings[ratings['item'].isin(held) & (ratings.rating>=MIN_RATING)])[:, torch.tensor(p.icol.get_indexer(held))]
+    rel = ratings[ratings['item'].isin(held) & (ratings.rating>=MIN_RATING)]
+    relevant = p.mask(rel)[:, torch.tensor(p.icol.get_indexer(held))]
     res = {}
     def report(name, scores):
         auc = auc_of(scores, relevant)
@@ -268,28 +275,31 @@ SECTION = "## Ranking\n\n`python bench/ranking.py --docs` (a few minutes):\n\n"
 def report_md(top, cold, n_held, n_rel, n_users, n_items, env):
     "The markdown report"
     rows = [{'model': n, f'P@{K}': r[f'precision@{K}'], f'R@{K}': r[f'recall@{K}'], f'NDCG@{K}': r[f'ndcg@{K}'],
-             f'hit@{K}': r[f'hit@{K}'], 'coverage': r['coverage'], 'fit (s)': f"{r['fit_s']:.1f}"} for n,r in top.items()]
+             f'hit@{K}': r[f'hit@{K}'], 'coverage': r['coverage'], 'fit (s)': f"{r['fit_s']:.1f}"}
+            for n,r in top.items()]
     first = next(iter(top.values()))
     md = [f"### Top-{K} recommendation, MovieLens 100K u1\n",
-          f"Trained on u1.base; for each of the {n_users} u1.test users the relevant items are their u1.test ratings >= "
-          f"{MIN_RATING}, the candidates every item they did not rate in u1.base ({first['n_users']} users with a relevant "
-          f"item averaged, {first['n_no_relevant']} without one left out). Precision divides by {K}; coverage is the share of "
-          f"the {n_items:,} items recommended to at least one u1.test user. Most popular: training ratings >= {MIN_RATING} per item. "
-          f"EASE and LightFM train on the ratings >= {MIN_RATING}; LightFM: WARP, {LIGHTFM['no_components']} components, "
-          f"{LIGHTFM_FIT['epochs']} epochs, {LIGHTFM_FIT['num_threads']} threads (not deterministic), item features "
-          "row-normalised as LightFM's `Dataset` does. tabcollab's rating model: `CollabMultiCatDataLoaders.from_df(ratings, "
-          f"items=items, multicat_names=['genres'], valid_pct=0.02)`, `collab_multicat_learner(dls).fit_one_cycle({EPOCHS})`, "
-          f"its predicted ratings ranked. Seed {SEED}; fit time on a shared 2-core CPU, indicative.\n",
+          f"Trained on u1.base; for each of the {n_users} u1.test users the relevant items are their u1.test ratings "
+          f">= {MIN_RATING}, the candidates every item they did not rate in u1.base ({first['n_users']} users with a "
+          f"relevant item averaged, {first['n_no_relevant']} without one left out). Precision divides by {K}; coverage "
+          f"is the share of the {n_items:,} items recommended to at least one u1.test user. Most popular: training "
+          f"ratings >= {MIN_RATING} per item. EASE and LightFM train on the ratings >= {MIN_RATING}; LightFM: "
+          f"WARP, {LIGHTFM['no_components']} components, {LIGHTFM_FIT['epochs']} epochs, {LIGHTFM_FIT['num_threads']} "
+          "threads (not deterministic), item features row-normalised as LightFM's `Dataset` does. tabcollab's rating "
+          "model: `CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], "
+          f"valid_pct=0.02)`, `collab_multicat_learner(dls).fit_one_cycle({EPOCHS})`, its predicted ratings ranked. "
+          f"Seed {SEED}; fit time on a shared 2-core CPU, indicative.\n",
           markdown_table(rows, ['model', f'P@{K}', f'R@{K}', f'NDCG@{K}', f'hit@{K}', 'coverage', 'fit (s)'])]
     if cold:
-        md += [f"\n### Strict cold start: ranking new items\n",
-               f"10% of the items ({n_held}, seed {SEED}, the same as the accuracy benchmark's) held out of training "
-               f"entirely. Each user ranks all {n_held} of them; relevant are the user's ratings >= {MIN_RATING} of them in "
-               f"u1.base + u1.test ({n_rel:,}). Mean per-user AUC over the users with a relevant and a non-relevant item. "
-               "Genre popularity: the mean over the item's genres of the genre's count of training ratings >= "
-               f"{MIN_RATING}. LightFM is trained with id + genre features on the other items and scores the new ones from "
-               "their genres.\n",
-               markdown_table([{'model': n, 'AUC': r['auc'], 'users': r['n_users']} for n,r in cold.items()], ['model', 'AUC', 'users'])]
+        md += ["\n### Strict cold start: ranking new items\n",
+               f"10% of the items ({n_held}, seed {SEED}, the same as the accuracy benchmark's) held out of "
+               f"training entirely. Each user ranks all {n_held} of them; relevant are the user's ratings "
+               f">= {MIN_RATING} of them in u1.base + u1.test ({n_rel:,}). Mean per-user AUC over the users with a "
+               "relevant and a non-relevant item. Genre popularity: the mean over the item's genres of the genre's "
+               f"count of training ratings >= {MIN_RATING}. LightFM is trained with id + genre features on the other "
+               "items and scores the new ones from their genres.\n",
+               markdown_table([{'model': n, 'AUC': r['auc'], 'users': r['n_users']} for n,r in cold.items()],
+                              ['model', 'AUC', 'users'])]
     md.append(f"\n_{env}_\n")
     return '\n'.join(md)
 
@@ -307,7 +317,8 @@ def main():
     users = np.sort(test['user'].unique())
     prob = Problem(train, users, items)
     top = top10(prob, test)
-    cold,n_held,n_rel = ({},0,0) if args.no_cold else strict_cold_start(Problem(train, np.sort(df['user'].unique()), items), df)
+    cold,n_held,n_rel = (({},0,0) if args.no_cold else
+                         strict_cold_start(Problem(train, np.sort(df['user'].unique()), items), df))
     env = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, "
            f"fastai {fastai.__version__}" + (f", lightfm {lightfm.__version__}" if lightfm else ''))
     md = report_md(top, cold, n_held, n_rel, len(users), len(items), env)

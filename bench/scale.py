@@ -39,7 +39,8 @@ def worker(lib, frame, bs, epoch, implicit=True):
     if lib=='fastai':
         dls = CollabDataLoaders.from_df(ratings[['user','item','rating']], valid_pct=0.1, seed=42, bs=bs)
     else:
-        dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.1, seed=42, bs=bs)
+        dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.1,
+                                                seed=42, bs=bs)
     res['from_df_s'],res['peak_rss_gb'] = time.perf_counter()-start,peak_gb()
     start = time.perf_counter(); next(iter(dls.train)); res['first_batch_s'] = time.perf_counter()-start
     res['data_rows_per_s'] = data_rate(dls.train)
@@ -50,14 +51,16 @@ def worker(lib, frame, bs, epoch, implicit=True):
             print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
         start = time.perf_counter()
         recs = learn.recommend(None, n=10)
-        res['recommend_all_s'],res['recommend_users'],res['recommend_peak_rss_gb'] = time.perf_counter()-start,int(recs.iloc[:,0].nunique()),peak_gb()
+        res['recommend_all_s'] = time.perf_counter()-start
+        res['recommend_users'],res['recommend_peak_rss_gb'] = int(recs.iloc[:,0].nunique()),peak_gb()
         print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
         del dls,learn,recs
         if implicit:
-            idls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.1, seed=42, bs=bs,
-                                                     implicit=True, min_rating=4)
+            idls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.1,
+                                                     seed=42, bs=bs, implicit=True, min_rating=4)
             for sparse in [True, False]:
-                res.update({f'{k}_implicit_{"sparse" if sparse else "dense"}': v for k,v in one_epoch(collab_multicat_learner(idls, sparse=sparse)).items()})
+                r = one_epoch(collab_multicat_learner(idls, sparse=sparse))
+                res.update({f'{k}_implicit_{"sparse" if sparse else "dense"}': v for k,v in r.items()})
                 print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
     print('RESULT ' + json.dumps(res), flush=True)
 
@@ -71,8 +74,9 @@ def ml100k_worker(path):
         for sparse in [False, True]:
             set_seed(42, reproducible=True)
             extra = dict(implicit=True, min_rating=4) if kind=='ranking' else {}
-            dls = CollabMultiCatDataLoaders.from_df(df, items=items, user_name='user', item_name='item', rating_name='rating',
-                                                    multicat_names=['genres'], valid_idx=valid_idx, **extra)
+            dls = CollabMultiCatDataLoaders.from_df(df, items=items, user_name='user', item_name='item',
+                                                    rating_name='rating', multicat_names=['genres'],
+                                                    valid_idx=valid_idx, **extra)
             learn = collab_multicat_learner(dls, sparse=sparse)
             start = time.perf_counter()
             with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5)
@@ -97,10 +101,13 @@ class TrainOnly(Callback):
 
 
 def run(lib, frame, bs, epoch, implicit=True, data=None):
-    cmd = [sys.executable, __file__, '--worker', lib, '--frame', str(frame), '--bs', str(bs)] + (['--epoch'] if epoch else []) + ([] if implicit else ['--no-implicit'])
-    if data: cmd += ['--data', str(Path(data).resolve())]  # the workers run in bench/: a relative path would not be found
+    cmd = ([sys.executable, __file__, '--worker', lib, '--frame', str(frame), '--bs', str(bs)]
+           + (['--epoch'] if epoch else []) + ([] if implicit else ['--no-implicit']))
+    # the workers run in bench/: a relative path would not be found
+    if data: cmd += ['--data', str(Path(data).resolve())]
     print(f"measuring {lib}...", flush=True)
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)  # stderr: progress, to the console
+    # stderr: progress, to the console
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)
     line = next((l for l in out.stdout.splitlines() if l.startswith('RESULT ')), None)
     if line is None: raise SystemExit(f"{lib} worker failed (its errors are above)")
     return json.loads(line[7:])
@@ -114,16 +121,19 @@ def main():
     p.add_argument('--no-fastai', action='store_true', help="skip fastai's DataLoaders")
     p.add_argument('--no-implicit', action='store_true', help="skip the implicit epochs")
     p.add_argument('--no-ml100k', action='store_true', help="skip the MovieLens 100K u1 accuracy of dense and sparse")
-    p.add_argument('--data', default=None, help="MovieLens 100K folder (default: $TABCOLLAB_ML100K or ../shared/data/ml-100k)")
+    p.add_argument('--data', default=None,
+                   help="MovieLens 100K folder (default: $TABCOLLAB_ML100K or ../shared/data/ml-100k)")
     p.add_argument('--out', default='results')
     p.add_argument('--docs', action='store_true', help='also write the report to nbs/benchmarks.md')
     p.add_argument('--worker'); p.add_argument('--frame'); p.add_argument('--epoch', action='store_true')
     args = p.parse_args()
     if args.worker=='ml100k': return ml100k_worker(args.data)
     if args.worker: return worker(args.worker, args.frame, args.bs, args.epoch, not args.no_implicit)
-    if args.data is not None and not args.no_ml100k: ml100k(args.data)  # a wrong --data fails now, not after the 25M part
+    # a wrong --data fails now, not after the 25M part
+    if args.data is not None and not args.no_ml100k: ml100k(args.data)
     scale = args.n_ratings/SHAPE['n_ratings']
-    shape = dict(n_users=max(100, int(SHAPE['n_users']*scale)), n_items=max(100, int(SHAPE['n_items']*scale)), n_ratings=args.n_ratings)
+    shape = dict(n_users=max(100, int(SHAPE['n_users']*scale)), n_items=max(100, int(SHAPE['n_items']*scale)),
+                 n_ratings=args.n_ratings)
     start = time.perf_counter()
     ratings,items = synthetic_movielens(**shape)
     gen_s = time.perf_counter()-start
@@ -132,9 +142,11 @@ def main():
         frame = Path(d)/'frame.pkl'
         with open(frame, 'wb') as f: pickle.dump((ratings, items), f, protocol=5)
         del ratings,items
-        res = {lib: run(lib, frame, args.bs, not args.no_epoch, not args.no_implicit) for lib in ['fastai','tabcollab'] if lib!='fastai' or not args.no_fastai}
+        res = {lib: run(lib, frame, args.bs, not args.no_epoch, not args.no_implicit)
+               for lib in ['fastai','tabcollab'] if lib!='fastai' or not args.no_fastai}
     if not args.no_ml100k:
-        if ml100k_path() is None and args.data is None: print("MovieLens 100K not found: skipping its accuracy (pass --data)", flush=True)
+        if ml100k_path() is None and args.data is None:
+            print("MovieLens 100K not found: skipping its accuracy (pass --data)", flush=True)
         else: res['ml100k'] = run('ml100k', frame, args.bs, False, data=args.data)
     for k,v in res.items(): print(k, v, flush=True)
     fa,tc = res.get('fastai', {}),res['tabcollab']
@@ -142,34 +154,44 @@ def main():
     F,T = 'fastai CollabDataLoaders (ids only)','tabcollab (genres included)'
     rows = [{'': 'DataFrame to DataLoaders (s)', F: g(fa,'from_df_s','.1f'), T: g(tc,'from_df_s','.1f')},
             {'': 'peak RSS, frame included (GB)', F: g(fa,'peak_rss_gb','.2f'), T: g(tc,'peak_rss_gb','.2f')},
-            {'': 'after imports and loading the frame (GB)', F: g(fa,'frame_rss_gb','.2f'), T: g(tc,'frame_rss_gb','.2f')},
+            {'': 'after imports and loading the frame (GB)', F: g(fa,'frame_rss_gb','.2f'),
+             T: g(tc,'frame_rss_gb','.2f')},
             {'': 'first training batch (s)', F: g(fa,'first_batch_s','.2f'), T: g(tc,'first_batch_s','.2f')},
             {'': 'data alone (rows/s)', F: g(fa,'data_rows_per_s',',.0f'), T: g(tc,'data_rows_per_s',',.0f')}]
     for kind,label in [('dense','dense gradients, fused AdamW'), ('sparse','sparse gradients, lazy_adam'),
-                       ('implicit_dense','implicit (>= 4, 256 negatives), dense'), ('implicit_sparse','implicit (>= 4, 256 negatives), sparse')]:
+                       ('implicit_dense','implicit (>= 4, 256 negatives), dense'),
+                       ('implicit_sparse','implicit (>= 4, 256 negatives), sparse')]:
         if f'epoch_s_{kind}' in tc:
             rows += [{'': f'one epoch, {label} (s)', F: '', T: f"{tc[f'epoch_s_{kind}']:.1f}"},
-                     {'': f'  rows/s, peak RSS (GB)', F: '', T: f"{tc[f'epoch_rows_per_s_{kind}']:,.0f}, {tc[f'epoch_peak_rss_gb_{kind}']:.2f}"}]
+                     {'': '  rows/s, peak RSS (GB)', F: '',
+                      T: f"{tc[f'epoch_rows_per_s_{kind}']:,.0f}, {tc[f'epoch_peak_rss_gb_{kind}']:.2f}"}]
     if 'recommend_all_s' in tc:
-        rows += [{'': f"top-10 for all {tc['recommend_users']:,} users, seen items excluded (s)", F: '', T: f"{tc['recommend_all_s']:.0f}"},
+        rows += [{'': f"top-10 for all {tc['recommend_users']:,} users, seen items excluded (s)", F: '',
+                  T: f"{tc['recommend_all_s']:.0f}"},
                  {'': '  peak RSS so far (GB)', F: '', T: f"{tc['recommend_peak_rss_gb']:.2f}"}]
     acc = ''
     if 'ml100k' in res:
         m = res['ml100k']
-        arow = lambda label, k, f: {'': label, 'dense (fast_adam)': f(m[f'{k}_dense']), 'sparse (lazy_adam, the default)': f(m[f'{k}_sparse'])}
+        arow = lambda label, k, f: {'': label, 'dense (fast_adam)': f(m[f'{k}_dense']),
+                                    'sparse (lazy_adam, the default)': f(m[f'{k}_sparse'])}
         acc_rows = [arow('rating model: RMSE u1.test', 'rating', lambda d: f"{d['_rmse']:.4f}"),
                     arow('  fit_one_cycle(5) (s)', 'rating', lambda d: f"{d['fit_s']:.1f}"),
-                    arow('ranking model: P@10 / NDCG@10', 'ranking', lambda d: f"{d['precision@10']:.4f} / {d['ndcg@10']:.4f}"),
+                    arow('ranking model: P@10 / NDCG@10', 'ranking',
+                         lambda d: f"{d['precision@10']:.4f} / {d['ndcg@10']:.4f}"),
                     arow('  fit_one_cycle(5) (s)', 'ranking', lambda d: f"{d['fit_s']:.1f}")]
-        acc = ("\nMovieLens 100K u1 (train u1.base, validate u1.test), the default learners with dense and with sparse gradients:\n\n"
+        acc = ("\nMovieLens 100K u1 (train u1.base, validate u1.test), the default learners with dense and with "
+               "sparse gradients:\n\n"
                + markdown_table(acc_rows, ['', 'dense (fast_adam)', 'sparse (lazy_adam, the default)']) + "\n")
-    env = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, fastai {fastai.__version__}"
-    md = '\n'.join([f"### Scale: {shape['n_ratings']:,} ratings, {shape['n_users']:,} users, {shape['n_items']:,} items\n",
-                    f"`synthetic_movielens` at ML-25M's shape (generated in {gen_s:.0f}s), `valid_pct=0.1`, bs={args.bs}. Each "
-                    "library measured in a fresh process that first loads the frame.\n",
+    env = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, "
+           f"fastai {fastai.__version__}")
+    md = '\n'.join([f"### Scale: {shape['n_ratings']:,} ratings, {shape['n_users']:,} users, "
+                    f"{shape['n_items']:,} items\n",
+                    f"`synthetic_movielens` at ML-25M's shape (generated in {gen_s:.0f}s), `valid_pct=0.1`, "
+                    f"bs={args.bs}. Each library measured in a fresh process that first loads the frame.\n",
                     markdown_table(rows, ['', F, T]), acc, f"\n_{env}_\n"])
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    (out/'scale.md').write_text(md); (out/'scale.json').write_text(json.dumps({'shape': shape, 'results': res, 'env': env}, indent=1))
+    (out/'scale.md').write_text(md)
+    (out/'scale.json').write_text(json.dumps({'shape': shape, 'results': res, 'env': env}, indent=1))
     if args.docs: write_docs_block('scale', md)
     print(md)
 

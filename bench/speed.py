@@ -57,13 +57,15 @@ def main():
         set_seed(42)
         fa = learner_epoch(collab_learner(fastai_collab_dls(df, valid_idx, bs=bs), n_factors=50, y_range=(0,5.5)))
         set_seed(42)
-        dls = CollabMultiCatDataLoaders.from_df(df, items=items, user_name='user', item_name='item', rating_name='rating',
-                                                multicat_names=['genres'], valid_idx=valid_idx, bs=bs)
+        dls = CollabMultiCatDataLoaders.from_df(df, items=items, user_name='user', item_name='item',
+                                                rating_name='rating', multicat_names=['genres'],
+                                                valid_idx=valid_idx, bs=bs)
         tc = learner_epoch(collab_multicat_learner(dls))
         set_seed(42)
         dense = learner_epoch(collab_multicat_learner(dls, sparse=False))
         set_seed(42)
-        raw = raw_epoch(dls, collab_multicat_learner(dls, sparse=False).model, bs)  # torch's Adam takes dense gradients only
+        # torch's Adam takes dense gradients only
+        raw = raw_epoch(dls, collab_multicat_learner(dls, sparse=False).model, bs)
         res[bs] = {'fastai_s': fa, 'tabcollab_s': tc, 'tabcollab_dense_s': dense, 'raw_s': raw}
         for name,s in [('fastai collab_learner', fa), ('tabcollab default learner (sparse)', tc),
                        ('tabcollab learner, sparse=False', dense), ('raw PyTorch loop, tabcollab model (dense)', raw)]:
@@ -73,13 +75,15 @@ def main():
         rows.append({'bs': bs, 'loop': '**tabcollab sparse=False / fastai**', 'epoch (s)': f'{dense/fa:.2f}'})
         rows.append({'bs': bs, 'loop': '**tabcollab sparse=False / raw loop**', 'epoch (s)': f'{dense/raw:.2f}'})
         print(f'bs={bs}: fastai {fa:.2f}s  tabcollab {tc:.2f}s  dense {dense:.2f}s  raw {raw:.2f}s', flush=True)
-    env = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, fastai {fastai.__version__}"
+    env = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, "
+           f"fastai {fastai.__version__}")
     md = '\n'.join([f"### Training speed, MovieLens 100K u1 ({n_train:,} training rows)\n",
-                    "One training epoch (validation excluded) after a warm-up epoch. The raw loop indexes the same pre-built "
-                    "tensors with `torch.optim.Adam` and no fastai.\n",
+                    "One training epoch (validation excluded) after a warm-up epoch. The raw loop indexes the same "
+                    "pre-built tensors with `torch.optim.Adam` and no fastai.\n",
                     markdown_table(rows, ['bs','loop','epoch (s)','samples/s','ms/batch']), f"\n_{env}_\n"])
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    (out/'speed.md').write_text(md); (out/'speed.json').write_text(json.dumps({'n_train': n_train, 'results': res, 'env': env}, indent=1))
+    (out/'speed.md').write_text(md)
+    (out/'speed.json').write_text(json.dumps({'n_train': n_train, 'results': res, 'env': env}, indent=1))
     if args.docs: write_docs_block('speed', md)
     print(md)
 

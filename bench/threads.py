@@ -3,7 +3,8 @@ tabcollab's default dot-product learner on MovieLens 100K u1 (80,000 training ro
 size, with each PyTorch thread count, alone and beside one competing CPU-bound process (`while True: pass`), with
 `fast_adam` (dense fused AdamW) and with `lazy_adam` on `sparse_embeddings` (LazyAdamW).
 
-    python bench/threads.py [--data path/to/ml-100k] [--bs 64,4096] [--threads 1,2] [--opts fast,lazy] [--repeats 3] [--out results]
+    python bench/threads.py [--data path/to/ml-100k] [--bs 64,4096] [--threads 1,2] [--opts fast,lazy]
+                            [--repeats 3] [--out results]
 
 Each configuration runs `--repeats` times, interleaved with the others (so a change in the machine's load spreads
 over all of them); the table gives the median and the range. The load average before and after is printed and
@@ -44,7 +45,8 @@ def epoch_time(learn, threads, busy):
             learn.fit(2, cbs=cb)
     finally:
         if p is not None: p.kill(); p.wait()
-    if cb.threads!=threads: raise RuntimeError(f"the epoch ran on {cb.threads} threads, not {threads}: a callback changed it")
+    if cb.threads!=threads:
+        raise RuntimeError(f"the epoch ran on {cb.threads} threads, not {threads}: a callback changed it")
     return cb.times[-1]
 
 
@@ -55,7 +57,8 @@ def main():
     p = data_arg(argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     p.add_argument('--bs', default='64,4096', help='batch sizes, comma-separated')
     p.add_argument('--threads', default='1,2', help='PyTorch thread counts, comma-separated')
-    p.add_argument('--opts', default='fast,lazy', help="optimisers: 'fast' (fast_adam), 'lazy' (lazy_adam, sparse embeddings)")
+    p.add_argument('--opts', default='fast,lazy',
+                   help="optimisers: 'fast' (fast_adam), 'lazy' (lazy_adam, sparse embeddings)")
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--out', default='results')
     args = p.parse_args()
@@ -69,8 +72,9 @@ def main():
     configs = [(bs,o,busy,t) for bs in bss for o in opts for busy in (False,True) for t in threads]
     learners = {}
     for bs in bss:
-        dls = CollabMultiCatDataLoaders.from_df(df, items=items, user_name='user', item_name='item', rating_name='rating',
-                                                multicat_names=['genres'], valid_idx=valid_idx, bs=bs)
+        dls = CollabMultiCatDataLoaders.from_df(df, items=items, user_name='user', item_name='item',
+                                                rating_name='rating', multicat_names=['genres'],
+                                                valid_idx=valid_idx, bs=bs)
         for o in opts: set_seed(42); learners[bs,o] = make_learner(dls, o)
     load_before = load_avg()
     print(f'load average before: {load_before}', flush=True)
@@ -82,8 +86,9 @@ def main():
             print(f'repeat {r}: bs={bs} opt={o} competitor={busy} threads={t}: {times[c][-1]:.2f}s', flush=True)
     load_after = load_avg()
     width = {bs: embedding_width(learners[bs,opts[0]].model) for bs in bss}
-    rows = [{'bs': bs, 'bs x width': f'{bs*width[bs]:,}', 'optimiser': o, 'competitor': 'yes' if busy else 'no', 'threads': t,
-             'epoch (s), median': f'{statistics.median(times[c]):.2f}', 'range (s)': f'{min(times[c]):.2f}-{max(times[c]):.2f}'}
+    rows = [{'bs': bs, 'bs x width': f'{bs*width[bs]:,}', 'optimiser': o, 'competitor': 'yes' if busy else 'no',
+             'threads': t, 'epoch (s), median': f'{statistics.median(times[c]):.2f}',
+             'range (s)': f'{min(times[c]):.2f}-{max(times[c]):.2f}'}
             for c in configs for bs,o,busy,t in [c]]
     env = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, "
            f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
@@ -93,7 +98,8 @@ def main():
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     (out/'threads.md').write_text(md)
     (out/'threads.json').write_text(json.dumps({'n_train': n_train, 'env': env, 'width': width,
-        'times': [{'bs': bs, 'opt': o, 'competitor': busy, 'threads': t, 'seconds': times[c]} for c in configs for bs,o,busy,t in [c]]}, indent=1))
+        'times': [{'bs': bs, 'opt': o, 'competitor': busy, 'threads': t, 'seconds': times[c]}
+                  for c in configs for bs,o,busy,t in [c]]}, indent=1))
     print(md)
 
 

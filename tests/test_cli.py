@@ -22,7 +22,7 @@ def run_main(capsys, *args):
 
 @pytest.fixture(scope='module')
 def folder(tmp_path_factory):
-    "A tiny MovieLens folder in the ml-latest-small layout (3,000 ratings), and 750 held-out ratings in test.csv beside it"
+    "A tiny MovieLens folder in the ml-latest-small layout (3,000 ratings), 750 held-out ratings in test.csv beside it"
     root = tmp_path_factory.mktemp('ml')
     d = root/'ml-latest-small'; d.mkdir()
     r,i = synthetic_movielens(n_users=80, n_items=120, n_ratings=3750, seed=4)
@@ -73,7 +73,8 @@ def test_recommend_reads_the_default_file(trained, folder):
 def test_recommend_several_users(trained, folder, capsys):
     r = ratings(folder)
     u1,u2 = r.user.unique()[:2]
-    status,out,err = run_main(capsys, 'recommend', '--model', trained[0]/'model.safetensors', '--user', f'{u1}, {u2}', '--n', 3)
+    status,out,err = run_main(capsys, 'recommend', '--model', trained[0]/'model.safetensors', '--user', f'{u1}, {u2}',
+                              '--n', 3)
     assert status == 0, err
     lines = out.splitlines()
     assert lines[0] == f'We recommend to users {u1}, {u2}:'
@@ -123,7 +124,8 @@ def test_valid_pct_0_trains_on_everything(folder, tmp_path, capsys):
 
 def test_implicit(folder, tmp_path, capsys):
     f = tmp_path/'rank.safetensors'
-    status,out,err = run_main(capsys, 'train', '--data', folder, '--epochs', 2, '--implicit', '--min-rating', 4, '--out', f)
+    status,out,err = run_main(capsys, 'train', '--data', folder, '--epochs', 2, '--implicit', '--min-rating', 4,
+                              '--out', f)
     assert status == 0, err
     n_pos = int((ratings(folder).rating >= 4).sum())
     lines = out.splitlines()
@@ -142,7 +144,8 @@ def test_implicit(folder, tmp_path, capsys):
     assert status == 0 and 'RMSE' not in out and 'relevant: rated >= 4;' in out.splitlines()[0], err
     # a ranking model never counts the ratings below its own threshold: a lower --min-rating says what it used
     for m,used in [(3, 4), (5, 5)]:
-        status,out,err = run_main(capsys, 'evaluate', '--model', f, '--data', folder.parent/'test.csv', '--min-rating', m)
+        status,out,err = run_main(capsys, 'evaluate', '--model', f, '--data', folder.parent/'test.csv',
+                                  '--min-rating', m)
         assert status == 0 and f'relevant: rated >= {used};' in out
         assert ("--min-rating 3 is below the model's own (4): using 4" in err) == (m==3)
     # evaluated on its own training ratings, these are not candidates: left out (and said), not counted as misses
@@ -163,7 +166,7 @@ def test_most_popular_matches_a_naive_count(folder):
     count = np.bincount(tr.item[tr.rating >= 4], minlength=dls.train_ds.n_items)
     order = sorted(range(1, len(count)), key=lambda c: (-count[c], c))      # most positives first, ties by code
     prec,rec = [],[]
-    for u,g in va[(va.rating >= 4) & (va.item > 0)].groupby('user'):      # items only in validation are unknown (code 0)
+    for u,g in va[(va.rating >= 4) & (va.item > 0)].groupby('user'):      # items only in validation: unknown, code 0
         seen = set(tr.item[tr.user == u])
         top = [c for c in order if c not in seen][:10]
         hits = len(set(top) & set(g.item))
@@ -175,7 +178,7 @@ def test_most_popular_matches_a_naive_count(folder):
 
 @pytest.fixture(scope='module')
 def bad_files(folder):
-    "Files a user might pass by mistake: ratings with a NaN, an inf or a word; a foreign safetensors file; a pickled dict"
+    "Files one might pass by mistake: ratings with a NaN, an inf or a word; a foreign safetensors file; a pickled dict"
     d = folder.parent/'bad'; d.mkdir()
     test = pd.read_csv(folder.parent/'test.csv')
     for name,v in [('nan', np.nan), ('inf', np.inf), ('word', 'five')]:
@@ -195,38 +198,64 @@ BAD = [  # (arguments, the start of the one-line error)
     (['train', '--lr', 'nan'], "tabcollab train: error: --lr must be a positive finite number, got nan"),
     (['train', '--lr', 'inf'], "tabcollab train: error: --lr must be a positive finite number, got inf"),
     (['train', '--bs', '0'], "tabcollab train: error: --bs must be an integer >= 1, got 0"),
-    (['train', '--data', '{folder}', '--bs', '2701'], "tabcollab train: error: --bs 2701 is larger than the 2,700 training ratings: lower --bs"),
-    (['train', '--data', '{folder}', '--implicit', '--bs', '2000'], "tabcollab train: error: --bs 2000 is larger than the "),
+    (['train', '--data', '{folder}', '--bs', '2701'],
+     "tabcollab train: error: --bs 2701 is larger than the 2,700 training ratings: lower --bs"),
+    (['train', '--data', '{folder}', '--implicit', '--bs', '2000'],
+     "tabcollab train: error: --bs 2000 is larger than the "),
     (['train', '--n-factors', '0'], "tabcollab train: error: --n-factors must be an integer >= 1, got 0"),
     (['train', '--valid-pct', '1'], "tabcollab train: error: --valid-pct must be in [0, 1), got 1.0"),
     (['train', '--valid-pct', '-0.1'], "tabcollab train: error: --valid-pct must be in [0, 1), got -0.1"),
     (['train', '--valid-pct', 'nan'], "tabcollab train: error: --valid-pct must be a finite number, got nan"),
-    (['train', '--implicit', '--min-rating', 'nan'], "tabcollab train: error: --min-rating must be a finite number, got nan"),
+    (['train', '--implicit', '--min-rating', 'nan'],
+     "tabcollab train: error: --min-rating must be a finite number, got nan"),
     (['train', '--min-rating', '4'], "tabcollab train: error: --min-rating goes with --implicit"),
     (['train', '--format', 'zip'], "tabcollab train: error: --format must be one of safetensors, pickle, got 'zip'"),
     (['train', '--out', 'm.pkl'], "tabcollab train: error: --out m.pkl names a pickle but --format is safetensors"),
-    (['train', '--out', '/no/such/dir/m.safetensors'], "tabcollab train: error: --out /no/such/dir/m.safetensors: there is no folder /no/such/dir"),
-    (['train', '--out', '{folder}'], "tabcollab train: error: --out {folder} is a folder: name the file, e.g. {folder}/model.safetensors"),
-    (['train', '--out', '{folder}', '--format', 'pickle'], "tabcollab train: error: --out {folder} is a folder: name the file, e.g. {folder}/model.pkl"),
-    (['train', '--out', '/proc/m.safetensors'], "tabcollab train: error: --out /proc/m.safetensors: cannot write there"),
+    (['train', '--out', '/no/such/dir/m.safetensors'],
+     "tabcollab train: error: --out /no/such/dir/m.safetensors: there is no folder /no/such/dir"),
+    (['train', '--out', '{folder}'],
+     "tabcollab train: error: --out {folder} is a folder: name the file, e.g. {folder}/model.safetensors"),
+    (['train', '--out', '{folder}', '--format', 'pickle'],
+     "tabcollab train: error: --out {folder} is a folder: name the file, e.g. {folder}/model.pkl"),
+    (['train', '--out', '/proc/m.safetensors'],
+     "tabcollab train: error: --out /proc/m.safetensors: cannot write there"),
     (['train', '--split', 'u9'], "tabcollab train: error: --split must be one of u1, u2, u3, u4, u5, ua, ub"),
-    (['train', '--data', '/no/such/folder'], "tabcollab train: error: '/no/such/folder' is neither a folder nor a MovieLens release name"),
-    (['recommend', '--model', '{model}', '--user', '1', '-n', '0'], "tabcollab recommend: error: -n/--n must be an integer >= 1, got 0"),
+    (['train', '--data', '/no/such/folder'],
+     "tabcollab train: error: '/no/such/folder' is neither a folder nor a MovieLens release name"),
+    (['recommend', '--model', '{model}', '--user', '1', '-n', '0'],
+     "tabcollab recommend: error: -n/--n must be an integer >= 1, got 0"),
     (['recommend', '--model', '{model}'], "tabcollab recommend: error: --user is required"),
-    (['recommend', '--model', '{model}', '--user', '99999'], "tabcollab recommend: error: user 99999 is not among the model's 80 users"),
-    (['recommend', '--model', '{model}', '--user', '{user},99999'], "tabcollab recommend: error: user 99999 is not among the model's"),
-    (['recommend', '--model', '/no/model.safetensors', '--user', '1'], "tabcollab recommend: error: no saved model at /no/model.safetensors"),
-    (['recommend', '--model', '{folder}', '--user', '1'], "tabcollab recommend: error: {folder} is a folder, not a saved model"),
-    (['recommend', '--model', '{test}', '--user', '1'], "tabcollab recommend: error: {test} is neither a safetensors file of `tabcollab train` nor a pickled learner"),
-    (['recommend', '--model', '{bad}/foreign.safetensors', '--user', '1'], "tabcollab recommend: error: {bad}/foreign.safetensors is a safetensors file but not one written by save_tabcollab"),
-    (['recommend', '--model', '{bad}/dict.pkl', '--user', '1'], "tabcollab recommend: error: {bad}/dict.pkl does not load as a pickled learner"),
+    (['recommend', '--model', '{model}', '--user', '99999'],
+     "tabcollab recommend: error: user 99999 is not among the model's 80 users"),
+    (['recommend', '--model', '{model}', '--user', '{user},99999'],
+     "tabcollab recommend: error: user 99999 is not among the model's"),
+    (['recommend', '--model', '/no/model.safetensors', '--user', '1'],
+     "tabcollab recommend: error: no saved model at /no/model.safetensors"),
+    (['recommend', '--model', '{folder}', '--user', '1'],
+     "tabcollab recommend: error: {folder} is a folder, not a saved model"),
+    (['recommend', '--model', '{test}', '--user', '1'],
+     "tabcollab recommend: error: {test} is neither a safetensors file of `tabcollab train` nor a pickled learner"),
+    (['recommend', '--model', '{bad}/foreign.safetensors', '--user', '1'],
+     "tabcollab recommend: error: {bad}/foreign.safetensors is a safetensors file "
+     "but not one written by save_tabcollab"),
+    (['recommend', '--model', '{bad}/dict.pkl', '--user', '1'],
+     "tabcollab recommend: error: {bad}/dict.pkl does not load as a pickled learner"),
     (['evaluate', '--model', '{model}'], "tabcollab evaluate: error: --data is required"),
-    (['evaluate', '--model', '{model}', '--data', '/no/ratings.csv'], "tabcollab evaluate: error: --data /no/ratings.csv: no such file"),
-    (['evaluate', '--model', '{model}', '--data', '{bad}/nan.csv'], "tabcollab evaluate: error: {bad}/nan.csv: rating column 'rating' holds 1 missing, non-numeric or infinite value(s), e.g. a missing value at row 5"),
-    (['evaluate', '--model', '{model}', '--data', '{bad}/inf.csv'], "tabcollab evaluate: error: {bad}/inf.csv: rating column 'rating' holds 1 missing, non-numeric or infinite value(s)"),
-    (['evaluate', '--model', '{model}', '--data', '{bad}/word.csv'], "tabcollab evaluate: error: {bad}/word.csv: rating column 'rating' holds 1 missing, non-numeric or infinite value(s), e.g. 'five' at row 5"),
-    (['evaluate', '--model', '{model}', '--data', '{test}', '--min-rating', 'inf'], "tabcollab evaluate: error: --min-rating must be a finite number, got inf"),
-    (['evaluate', '--model', '{model}', '--data', '{folder}', '--split', 'u1'], "tabcollab evaluate: error: split u1 needs a MovieLens 100K folder"),
+    (['evaluate', '--model', '{model}', '--data', '/no/ratings.csv'],
+     "tabcollab evaluate: error: --data /no/ratings.csv: no such file"),
+    (['evaluate', '--model', '{model}', '--data', '{bad}/nan.csv'],
+     "tabcollab evaluate: error: {bad}/nan.csv: rating column 'rating' holds 1 missing, non-numeric or infinite "
+     "value(s), e.g. a missing value at row 5"),
+    (['evaluate', '--model', '{model}', '--data', '{bad}/inf.csv'],
+     "tabcollab evaluate: error: {bad}/inf.csv: rating column 'rating' holds 1 missing, "
+     "non-numeric or infinite value(s)"),
+    (['evaluate', '--model', '{model}', '--data', '{bad}/word.csv'],
+     "tabcollab evaluate: error: {bad}/word.csv: rating column 'rating' holds 1 missing, non-numeric or infinite "
+     "value(s), e.g. 'five' at row 5"),
+    (['evaluate', '--model', '{model}', '--data', '{test}', '--min-rating', 'inf'],
+     "tabcollab evaluate: error: --min-rating must be a finite number, got inf"),
+    (['evaluate', '--model', '{model}', '--data', '{folder}', '--split', 'u1'],
+     "tabcollab evaluate: error: split u1 needs a MovieLens 100K folder"),
 ]
 
 @pytest.mark.parametrize('args,msg', BAD, ids=[' '.join(a) for a,_ in BAD])
@@ -255,8 +284,8 @@ def test_the_console_script_exits_2_without_a_traceback():
 def test_help_documents_every_option(capsys):
     status,out,_ = run_main(capsys, 'train', '--help')
     assert status == 0
-    for opt in ['--data','--epochs','--bs','--valid-pct','--split','--implicit','--min-rating','--out','--format','--lr',
-                '--n-factors','--use-nn','--seed']:
+    for opt in ['--data','--epochs','--bs','--valid-pct','--split','--implicit','--min-rating','--out','--format',
+                '--lr','--n-factors','--use-nn','--seed']:
         assert opt in out
     assert '-n (int), --n (int)' in run_main(capsys, 'recommend', '--help')[1]
     assert '--min-rating' in run_main(capsys, 'evaluate', '--help')[1]

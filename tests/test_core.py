@@ -34,7 +34,8 @@ def test_round_trip_as_sets(lists):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.lists(value, max_size=5), min_size=1, max_size=6), st.lists(st.lists(value, max_size=5), min_size=1, max_size=6))
+@given(st.lists(st.lists(value, max_size=5), min_size=1, max_size=6),
+       st.lists(st.lists(value, max_size=5), min_size=1, max_size=6))
 def test_indices_stay_in_vocab_for_unseen(train, test):
     "Values unseen in training map to #na# (1), so indices always fit the embedding"
     bags,vocab = encode(test, vocab_col=train)
@@ -99,7 +100,8 @@ def test_long_list():
     (['a', {'b': 1}], "column 'tags', row 0: {'b': 1} is inside a list"),
 ])
 def test_bad_cells_name_column_row_and_value(cell, msg):
-    with pytest.raises(TypeError, match=msg.replace('[','\\[').replace(']','\\]').replace('{','\\{').replace('}','\\}')):
+    pat = msg.replace('[','\\[').replace(']','\\]').replace('{','\\{').replace('}','\\}')
+    with pytest.raises(TypeError, match=pat):
         cell_values(pd.Series([cell], dtype=object), name='tags')
 
 
@@ -157,7 +159,8 @@ def test_meta_needs_unique_keys():
 
 
 def test_missing_columns_are_named():
-    with pytest.raises(KeyError, match=r"column\(s\) \['colour'\] not found; columns present: \['brand', 'weight', 'tags', 'price'\]"):
+    with pytest.raises(KeyError, match=r"column\(s\) \['colour'\] not found; "
+                                       r"columns present: \['brand', 'weight', 'tags', 'price'\]"):
         TabularMultiCat(products(), [MultiCategorify], multicat_names=['colour'], y_names='price')
     with pytest.raises(KeyError, match=r"\['size'\] not found"):
         TabularMultiCat(products(), [MultiCategorify], cat_names=['size'], multicat_names=['tags'], y_names='price')
@@ -176,13 +179,14 @@ def test_multicat_block():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.integers(1, 30), max_size=8), min_size=1, max_size=40), st.data())
 def test_bags_padded_once_equal_bags_padded_per_batch(bags, data):
-    "The padding made once (small bags) gives what padding each batch gives: same values, as wide as the batch's longest"
+    "Padding made once (small bags) gives what padding each batch gives: same values, as wide as the batch's longest"
     import tabcollab.encoding as core
     flat = [v for b in bags for v in b]
     offsets = np.concatenate([[0], np.cumsum([len(b) for b in bags])])
     idx = data.draw(st.lists(st.integers(0, len(bags)-1), max_size=20))
     cached = Bags(flat, offsets)
-    if max(map(len, bags)) <= 4*max(1, min(map(len, bags))): assert cached._padded() is not None  # similar lengths: padded once
+    # similar lengths: padded once
+    if max(map(len, bags)) <= 4*max(1, min(map(len, bags))): assert cached._padded() is not None
     old, core.PAD_ONCE_MAX = core.PAD_ONCE_MAX, -1
     try: plain = Bags(flat, offsets); assert plain._padded() is None; ref = plain[idx]
     finally: core.PAD_ONCE_MAX = old

@@ -6,13 +6,15 @@ import pytest
 root = Path(__file__).parents[1]
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 for mod in ['sphinx', 'myst_nb', 'furo', 'playwright']:
-    pytest.importorskip(mod, reason=f"{mod} is needed to build and check the docs: pip install -c constraints.txt -e '.[dev]'")
+    pytest.importorskip(mod, reason=f"{mod} is needed to build and check the docs: "
+                                    "pip install -c constraints.txt -e '.[dev]'")
 if CHROMIUM is None:
-    pytest.skip("Chromium not found (apt-get install chromium): the documentation browser test needs it", allow_module_level=True)
+    pytest.skip("Chromium not found (apt-get install chromium): the documentation browser test needs it",
+                allow_module_level=True)
 from playwright.sync_api import sync_playwright
 
-ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync']
+ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync']
 CORE = ['MultiCategorify', 'MultiCatBlock', 'MultiHotEmbedding', 'CollabMultiCatDataLoaders', 'collab_multicat_learner']
 
 
@@ -84,14 +86,16 @@ def test_each_module_page_documents_its_symbols(site, browser):
 
 def test_tutorial_plots_are_images_that_load(site, browser):
     page,problems = visit(browser, f'{site[0]}/tutorial_movielens.html')
-    imgs = page.eval_on_selector_all('article img', 'els => els.map(e => [e.getAttribute("src"), e.complete, e.naturalWidth])')
+    imgs = page.eval_on_selector_all('article img',
+                                     'els => els.map(e => [e.getAttribute("src"), e.complete, e.naturalWidth])')
     assert len(imgs) >= 5, imgs
     assert all(ok and width > 0 for _,ok,width in imgs), imgs
     page.close()
 
 
 # HTML source that shows as text: tags, closing tags, attributes, escaped brackets
-MARKUP = re.compile(r'<(?:table|thead|tbody|tr|th|td|div|span|p|progress|style|img|br)\b|</[a-zA-Z]|\b(?:class|style)="|&lt;|&gt;')
+MARKUP = re.compile(r'<(?:table|thead|tbody|tr|th|td|div|span|p|progress|style|img|br)\b|</[a-zA-Z]'
+                    r'|\b(?:class|style)="|&lt;|&gt;')
 
 
 def test_no_page_shows_html_source(site, browser):
@@ -119,7 +123,8 @@ def test_training_tables_render_as_tables(site, browser, name):
         rows = tables.nth(i).locator('tbody tr').evaluate_all('els => els.map(e => e.querySelectorAll("td").length)')
         assert rows and all(n == len(hdr) for n in rows), (name, hdr, rows)
     empty = page.eval_on_selector_all('article .cell_output > .output.text_html',
-                                      'els => els.filter(e => !e.innerText.trim() && !e.querySelector("img,svg,table")).length')
+                                      'els => els.filter(e => !e.innerText.trim() '
+                                      '&& !e.querySelector("img,svg,table")).length')
     assert empty == 0, f'{name}: {empty} empty HTML outputs'
     page.close()
 
@@ -153,7 +158,7 @@ def test_links_between_pages_resolve(site, browser):
 
 
 def test_screenshots(site, browser):
-    "Screenshots of the home and API pages and the tutorial's training table, in $TABCOLLAB_SCREENSHOTS (default: a temp folder)"
+    "Screenshots of the home and API pages and the tutorial's training table, in $TABCOLLAB_SCREENSHOTS (or a temp dir)"
     dest = Path(os.environ.get('TABCOLLAB_SCREENSHOTS') or tempfile.mkdtemp())
     dest.mkdir(parents=True, exist_ok=True)
     for name in ['index', 'api']:
@@ -162,7 +167,8 @@ def test_screenshots(site, browser):
         assert (dest/f'{name}.png').stat().st_size > 10_000
         page.close()
     page,_ = visit(browser, f'{site[0]}/tutorial_movielens.html')
-    cell = page.locator('article .cell', has=page.locator('table.fastprogress')).first  # the training cell and its table
+    # the training cell and its table
+    cell = page.locator('article .cell', has=page.locator('table.fastprogress')).first
     cell.screenshot(path=str(dest/'tutorial_training.png'))
     assert (dest/'tutorial_training.png').stat().st_size > 5_000
     page.close()

@@ -1,8 +1,8 @@
 "The inputs real users have: frames never modified, ids of every dtype, no validation set, odd frames, bounded memory"
-import gc, subprocess, sys, textwrap, tracemalloc, warnings
+import gc, subprocess, sys, textwrap, tracemalloc
 import numpy as np, pandas as pd, pytest, torch
 from tabcollab.all import (CollabMultiCatDataLoaders, TabularMultiCatDataLoaders, TabularMultiCat, MultiCategorify,
-                           Categorify, Normalize, FillMissing, collab_multicat_learner, tabular_multicat_learner,
+                           Categorify, Normalize, collab_multicat_learner, tabular_multicat_learner,
                            synthetic_movielens, MultiCatBlock, DataBlock, RegressionBlock, ColReader, IndexSplitter)
 from tabcollab.save import save_tabcollab, load_tabcollab
 
@@ -13,7 +13,8 @@ def data():
 
 
 def from_df(ratings, items=None, **kw):
-    return CollabMultiCatDataLoaders.from_df(ratings, items=items, **{'multicat_names': ['genres'], 'valid_pct': 0.2, 'seed': 0, **kw})
+    return CollabMultiCatDataLoaders.from_df(ratings, items=items,
+                                             **{'multicat_names': ['genres'], 'valid_pct': 0.2, 'seed': 0, **kw})
 
 
 def fit(dls, n=1, **kw):
@@ -29,7 +30,8 @@ def frozen(*dfs): return [df.copy(deep=True) for df in dfs]
 
 def test_test_dl_leaves_the_callers_rows_alone():
     df = pd.DataFrame({'brand': list('abcabcabca'), 'weight': np.arange(10.), 'price': np.arange(10.)*2,
-                       'tags': ['red|big', ['blue'], 'small', None, 'red', 'big|blue', [], 'red|small', 'big', 'blue|red']})
+                       'tags': ['red|big', ['blue'], 'small', None, 'red', 'big|blue', [], 'red|small', 'big',
+                                'blue|red']})
     dls = TabularMultiCatDataLoaders.from_df(df, cat_names=['brand'], cont_names=['weight'], multicat_names=['tags'],
                                              y_names='price', valid_idx=[8,9], bs=4)
     rows = df.iloc[:3].drop(columns='price')
@@ -64,7 +66,8 @@ def test_core_alone_gives_batches_with_bags():
         from tabcollab.core import TabularMultiCat, MultiCategorify
         from fastai.tabular.all import Categorify
         df = pd.DataFrame({'a': ['x','y','x','y'], 'tags': ['p|q','q',None,'p'], 'y': [1.,2.,3.,4.]})
-        to = TabularMultiCat(df, [Categorify, MultiCategorify], cat_names=['a'], multicat_names=['tags'], y_names='y', splits=[[0,1],[2,3]])
+        to = TabularMultiCat(df, [Categorify, MultiCategorify], cat_names=['a'], multicat_names=['tags'], y_names='y',
+                             splits=[[0,1],[2,3]])
         print(len(to.dataloaders(bs=2).one_batch()))
     """)
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
@@ -108,7 +111,8 @@ def test_int_ids_and_str_item_table_are_refused(data):
 
 def test_ratings_without_metadata_are_counted(data):
     ratings,items = data
-    with pytest.warns(UserWarning, match=r"of 3,000 rows \(.*\) have a 'item' value that items does not list: their 'title', 'genres' are missing \(#na#\)"):
+    with pytest.warns(UserWarning, match=r"of 3,000 rows \(.*\) have a 'item' value that items does not list: "
+                                         r"their 'title', 'genres' are missing \(#na#\)"):
         from_df(ratings, items.iloc[10:])
 
 
@@ -116,12 +120,14 @@ def test_mixed_id_types_are_refused(data):
     ratings,items = data
     mixed = ratings.assign(item=ratings.item.astype(object))
     mixed.loc[0, 'item'] = str(mixed.loc[0, 'item'])
-    with pytest.raises(TypeError, match="column 'item' mixes id types"): from_df(mixed, items.assign(item=items.item.astype(object)))
+    with pytest.raises(TypeError, match="column 'item' mixes id types"):
+        from_df(mixed, items.assign(item=items.item.astype(object)))
 
 
 def test_large_float_ids_stay_distinct():
     ids = 2.0**24 + np.arange(30)  # float32 would merge them
-    ratings = pd.DataFrame({'user': np.repeat(ids, 4), 'item': np.tile([1,2,3,4], 30), 'rating': np.tile([1.,2.,4.,5.], 30)})
+    ratings = pd.DataFrame({'user': np.repeat(ids, 4), 'item': np.tile([1,2,3,4], 30),
+                            'rating': np.tile([1.,2.,4.,5.], 30)})
     dls = CollabMultiCatDataLoaders.from_df(ratings, valid_pct=0, seed=0)
     assert len(dls.classes['user']) == 31
 
@@ -179,7 +185,8 @@ def test_bad_ratings_in_a_test_frame(data, bad):
 
 def test_an_infinite_training_rating_is_refused(data):
     ratings,items = data
-    with pytest.raises(ValueError, match="infinite"): from_df(ratings.assign(rating=ratings.rating.where(ratings.index!=5, np.inf)), items)
+    with pytest.raises(ValueError, match="infinite"):
+        from_df(ratings.assign(rating=ratings.rating.where(ratings.index!=5, np.inf)), items)
 
 
 def test_a_column_cannot_have_two_roles(data):
@@ -204,9 +211,11 @@ def test_multicat_block_keeps_every_value_of_a_tuple():
 
 
 def test_save_tabcollab_takes_the_default_tabular_learner(tmp_path):
-    df = pd.DataFrame({'brand': list('abcabcabca'), 'tags': ['red|big', 'blue', 'small', None, 'red', 'big|blue', '', 'red', 'big', 'blue'],
+    df = pd.DataFrame({'brand': list('abcabcabca'),
+                       'tags': ['red|big', 'blue', 'small', None, 'red', 'big|blue', '', 'red', 'big', 'blue'],
                        'price': np.arange(10.)})
-    dls = TabularMultiCatDataLoaders.from_df(df, cat_names=['brand'], multicat_names=['tags'], y_names='price', valid_idx=[8,9], bs=4)
+    dls = TabularMultiCatDataLoaders.from_df(df, cat_names=['brand'], multicat_names=['tags'], y_names='price',
+                                             valid_idx=[8,9], bs=4)
     learn = tabular_multicat_learner(dls)
     learn2 = load_tabcollab(save_tabcollab(learn, tmp_path/'m.safetensors'))
     tdl = learn.dls.test_dl(df.iloc[:4])

@@ -56,7 +56,8 @@ def test_pca(setup):
     assert set(counts[counts>20].index) - set(pca.item) <= set(counts.index) - set(learn.dls.classes['item'][1:])
     ext = component_extremes(pca, 'PC2', k=4)
     assert ext.end.tolist() == ['top']*4 + ['bottom']*4
-    assert ext.PC2.iloc[0] == pca.PC2.max() and ext.PC2[ext.end=='bottom'].iloc[0] == pca.PC2.min()  # most extreme first
+    # most extreme first
+    assert ext.PC2.iloc[0] == pca.PC2.max() and ext.PC2[ext.end=='bottom'].iloc[0] == pca.PC2.min()
 
 
 def test_similar_items(setup):

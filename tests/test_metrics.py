@@ -7,7 +7,9 @@ from tabcollab.metrics import *
 nan = float('nan')
 
 
-def close(a, b): return torch.allclose(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64), equal_nan=True)
+def close(a, b):
+    a,b = torch.as_tensor(a, dtype=torch.float64),torch.as_tensor(b, dtype=torch.float64)
+    return torch.allclose(a, b, equal_nan=True)
 
 
 # --- hand-computed examples
@@ -140,7 +142,8 @@ def test_inputs_are_not_modified():
 def problems(draw):
     "Scores with many ties (few distinct values), relevance and exclusion masks, and k"
     n_users,n_items = draw(st.integers(1, 6)),draw(st.integers(1, 9))
-    cells = lambda s: draw(st.lists(st.lists(s, min_size=n_items, max_size=n_items), min_size=n_users, max_size=n_users))
+    cells = lambda s: draw(st.lists(st.lists(s, min_size=n_items, max_size=n_items),
+                                    min_size=n_users, max_size=n_users))
     scores = torch.tensor(cells(st.integers(-3, 3)), dtype=torch.float32)
     return scores,torch.tensor(cells(st.booleans())),torch.tensor(cells(st.booleans())),draw(st.integers(1, 12))
 

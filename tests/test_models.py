@@ -46,7 +46,8 @@ def test_per_value_weights():
 
 def test_tabular_model_shapes():
     model = TabularMultiCatModel([(5,3)], n_cont=2, out_sz=1, layers=[8], bag_szs=[(7,4),(9,2)])
-    out = model(torch.tensor([[1],[2],[3]]), torch.randn(3,2), torch.tensor([[2,3],[1,0],[4,0]]), torch.tensor([[5],[1],[8]]))
+    out = model(torch.tensor([[1],[2],[3]]), torch.randn(3,2), torch.tensor([[2,3],[1,0],[4,0]]),
+                torch.tensor([[5],[1],[8]]))
     assert out.shape == (3,1)
     assert model.layers[0][0].in_features == 3+4+2+2
     assert len(model.embeds) == 1 and len(model.bag_embeds) == 2
@@ -73,7 +74,7 @@ def test_dot_model_user_side_bag_and_conts():
 @pytest.mark.parametrize('mode', ['mean', 'sum'])
 @pytest.mark.parametrize('weighted', [False, True])
 def test_small_vocabularies_pool_by_matrix_product_as_embedding_bag_does(mode, weighted):
-    "Vocabularies up to `MULTI_HOT_MAX` values: the (bs, n_values) product gives `embedding_bag`'s vectors and gradients"
+    "Vocabularies up to `MULTI_HOT_MAX`: the (bs, n_values) product gives `embedding_bag`'s vectors and gradients"
     import tabcollab.models as models
     torch.manual_seed(0)
     emb = MultiHotEmbedding(20, 5, mode=mode)

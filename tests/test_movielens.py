@@ -1,6 +1,6 @@
 "MovieLens loaders on small files written in each release's real layout, the download path, the synthetic generator"
-import shutil, zipfile
-import numpy as np, pandas as pd, pytest
+import shutil
+import pandas as pd, pytest
 import tabcollab.movielens as ml
 from tabcollab.movielens import load_movielens, movielens_users, synthetic_movielens, MovieLensFormatError
 from tabcollab.data import CollabMultiCatDataLoaders
@@ -30,14 +30,15 @@ def test_ml100k_layout(tmp_path):
     assert items.title.tolist() == ['Café Society (1995)', 'Lost Film (1950)']
     assert items.genres.tolist() == [['Comedy','Romance'], []]
     users = movielens_users(tmp_path/'ml-100k')
-    assert users.to_dict('list') == {'user': [1,2], 'age': [24,53], 'gender': ['M','F'], 'occupation': ['technician','other'],
-                                     'zip': ['85711','94043']}
+    assert users.to_dict('list') == {'user': [1,2], 'age': [24,53], 'gender': ['M','F'],
+                                     'occupation': ['technician','other'], 'zip': ['85711','94043']}
 
 
 def test_ml1m_layout(tmp_path):
     d = tmp_path/'ml-1m'; d.mkdir()
     (d/'ratings.dat').write_text('1::1193::5::978300760\n1::661::3::978302109\n')
-    (d/'movies.dat').write_bytes('1193::One Flew Over the Cuckoo\'s Nest: Redux (1975)::Drama\n661::Amélie (2001)::Comedy|Romance\n'.encode('latin-1'))
+    (d/'movies.dat').write_bytes(('1193::One Flew Over the Cuckoo\'s Nest: Redux (1975)::Drama\n'
+                                  '661::Amélie (2001)::Comedy|Romance\n').encode('latin-1'))
     (d/'users.dat').write_text('1::F::1::10::48067\n')
     ratings,items = load_movielens(d)
     assert ratings.item.tolist() == [1193,661] and ratings.rating.tolist() == [5.,3.]
@@ -50,8 +51,10 @@ def test_ml1m_layout(tmp_path):
 def test_ml10m_layout_with_tags(tmp_path):
     d = tmp_path/'ml-10m'/'ml-10M100K'; d.mkdir(parents=True)   # the archive unpacks one level down
     (d/'ratings.dat').write_text('1::122::5::838985046\n1::185::4.5::838983525\n')
-    (d/'movies.dat').write_text('122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::(no genres listed)\n', encoding='utf-8')
-    (d/'tags.dat').write_text('15::122::Eddie Murphy::1\n20::122::eddie murphy ::2\n20::122::funny::3\n15::185::hacker::4\n', encoding='utf-8')
+    (d/'movies.dat').write_text('122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::(no genres listed)\n',
+                                encoding='utf-8')
+    (d/'tags.dat').write_text('15::122::Eddie Murphy::1\n20::122::eddie murphy ::2\n20::122::funny::3\n'
+                              '15::185::hacker::4\n', encoding='utf-8')
     ratings,items = load_movielens(tmp_path/'ml-10m')
     assert ratings.rating.tolist() == [5.,4.5]
     assert items.genres.tolist() == [['Comedy','Romance'], []]
@@ -64,8 +67,10 @@ def test_csv_layouts(tmp_path, release):
     d = tmp_path/release; d.mkdir()
     (d/'ratings.csv').write_text('userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.5,964981247\n2,1,2.5,1\n')
     (d/'movies.csv').write_text('movieId,title,genres\n1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy\n'
-                                '3,"Grumpier Old Men, The (1995)",Comedy|Romance\n5,Nothing (2019),(no genres listed)\n')
-    (d/'tags.csv').write_text('userId,movieId,tag,timestamp\n2,1,Pixar,1\n3,1,pixar,2\n4,1," fun ",3\n5,3,"moldy, old",4\n')
+                                '3,"Grumpier Old Men, The (1995)",Comedy|Romance\n'
+                                '5,Nothing (2019),(no genres listed)\n')
+    (d/'tags.csv').write_text('userId,movieId,tag,timestamp\n2,1,Pixar,1\n3,1,pixar,2\n4,1," fun ",3\n'
+                              '5,3,"moldy, old",4\n')
     ratings,items = load_movielens(d)
     assert len(ratings)==3 and ratings.rating.tolist() == [4.,4.5,2.5]
     assert items.title.tolist() == ['Toy Story (1995)', 'Grumpier Old Men, The (1995)', 'Nothing (2019)']
@@ -78,16 +83,19 @@ def test_tags_work_as_a_second_multicat_column(tmp_path):
     r,i = synthetic_movielens(n_users=60, n_items=80, n_ratings=1500, seed=2)
     r.rename(columns={'user':'userId','item':'movieId'}).to_csv(d/'ratings.csv', index=False)
     i.assign(genres=i.genres.map('|'.join)).rename(columns={'item':'movieId'}).to_csv(d/'movies.csv', index=False)
-    pd.DataFrame({'userId': 1, 'movieId': i.item[:40], 'tag': ['good','Bad ']*20, 'timestamp': 0}).to_csv(d/'tags.csv', index=False)
+    t = pd.DataFrame({'userId': 1, 'movieId': i.item[:40], 'tag': ['good','Bad ']*20, 'timestamp': 0})
+    t.to_csv(d/'tags.csv', index=False)
     ratings,items = load_movielens(d)
-    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres','tags'], valid_pct=0.2, seed=0)
+    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres','tags'], valid_pct=0.2,
+                                            seed=0)
     assert list(dls.multicat_classes['tags']) == ['#pad#','#na#','bad','good']
     cats,conts,genres,tags,y = dls.one_batch()
     assert tags.max() <= 3
 
 
 @pytest.mark.parametrize('content,msg', [
-    ('userId,movieId,rating,timestamp\n1,10,good,1\n', "ratings.csv: line 2: column 'rating' should be a number, got 'good'"),
+    ('userId,movieId,rating,timestamp\n1,10,good,1\n',
+     "ratings.csv: line 2: column 'rating' should be a number, got 'good'"),
     ('userId;movieId;rating;timestamp\n1;10;4;1\n', "ratings.csv: expected 4 fields separated by ','"),
 ])
 def test_malformed_files_name_the_file_and_problem(tmp_path, content, msg):
@@ -101,7 +109,8 @@ def test_malformed_100k(tmp_path):
     (d/'u.data').write_text('1,10,5,881250949\n')
     with pytest.raises(MovieLensFormatError, match=r"u.data: expected 4 fields separated by '\\t'"): load_movielens(d)
     (d/'u.data').write_text('1\t10\tfive\t881250949\n')
-    with pytest.raises(MovieLensFormatError, match=r"u.data: line 1: column 'rating' should be a number, got 'five'"): load_movielens(d)
+    with pytest.raises(MovieLensFormatError, match=r"u.data: line 1: column 'rating' should be a number, got 'five'"):
+        load_movielens(d)
     (d/'u.data').write_text('1\t10\t5\t881250949\n')
     (d/'u.item').unlink()
     with pytest.raises(MovieLensFormatError, match="missing file u.item"): load_movielens(d)
@@ -110,12 +119,13 @@ def test_malformed_100k(tmp_path):
 
 
 def test_unknown_name(tmp_path):
-    with pytest.raises(ValueError, match="'ml-7k' is neither a folder nor a MovieLens release name"): load_movielens('ml-7k')
+    with pytest.raises(ValueError, match="'ml-7k' is neither a folder nor a MovieLens release name"):
+        load_movielens('ml-7k')
 
 
 def test_download_by_name_without_network(tmp_path, monkeypatch):
     "A release name goes through fastai's untar_data: here from a local archive at a file:// URL"
-    src = write_100k(tmp_path/'src'/'ml-100k')
+    write_100k(tmp_path/'src'/'ml-100k')
     archive = shutil.make_archive(str(tmp_path/'ml-100k'), 'zip', tmp_path/'src', 'ml-100k')
     monkeypatch.setitem(ml.MOVIELENS_URLS, 'ml-100k', f'file://{archive}')
     ratings,items = load_movielens('ml-100k', data=tmp_path/'data', archive=tmp_path/'archive')
@@ -128,7 +138,8 @@ def test_synthetic_is_deterministic_and_movielens_shaped():
     r1,i1 = synthetic_movielens(n_users=200, n_items=300, n_ratings=8000, seed=5)
     r2,i2 = synthetic_movielens(n_users=200, n_items=300, n_ratings=8000, seed=5)
     r3,_ = synthetic_movielens(n_users=200, n_items=300, n_ratings=8000, seed=6)
-    pd.testing.assert_frame_equal(r1, r2); assert i1.genres.tolist()==i2.genres.tolist() and i1.title.tolist()==i2.title.tolist()
+    pd.testing.assert_frame_equal(r1, r2)
+    assert i1.genres.tolist()==i2.genres.tolist() and i1.title.tolist()==i2.title.tolist()
     assert not r1.equals(r3)
     assert list(r1.columns)==['user','item','rating','timestamp'] and list(i1.columns)==['item','title','genres']
     assert not r1.duplicated(['user','item']).any() and set(r1.rating.unique()) <= {1.,2.,3.,4.,5.}

@@ -12,8 +12,9 @@ def data():
 
 
 def implicit_dls(ratings, items=None, **kw):
-    return CollabMultiCatDataLoaders.from_df(ratings, items=items, **{'multicat_names': ['genres'] if items is not None else None,
-                                             'valid_pct': 0.2, 'seed': 0, 'implicit': True, 'min_rating': 4, 'bs': 64, **kw})
+    kw = {'multicat_names': ['genres'] if items is not None else None, 'valid_pct': 0.2, 'seed': 0, 'implicit': True,
+          'min_rating': 4, 'bs': 64, **kw}
+    return CollabMultiCatDataLoaders.from_df(ratings, items=items, **kw)
 
 
 @pytest.fixture(scope='module')
@@ -61,7 +62,7 @@ def test_low_ratings_are_seen_not_positive(data):
     low = ds.items[ds.roles.rating].to_numpy() < 4
     assert low.any() and dls.train.n == (~low).sum()
     # a training row rated below 4 is never a positive, but its item counts as seen for that user
-    b = next(iter(dls.train))
+    next(iter(dls.train))
     assert (ds.items[ds.roles.rating].to_numpy()[dls.train.rows] >= 4).all()
     u,i = ds.items['user'].to_numpy()[low][0],ds.items['item'].to_numpy()[low][0]
     assert ds.seen([u], train_only=True)[0, i]
@@ -93,13 +94,15 @@ def test_test_sets_draw_no_negatives(learn, data):
 
 def test_a_frame_without_ratings(data):
     ratings,items = data
-    dls = CollabMultiCatDataLoaders.from_df(ratings[['user','item']], items=items, multicat_names=['genres'], implicit=True, valid_pct=0.2, seed=0)
+    dls = CollabMultiCatDataLoaders.from_df(ratings[['user','item']], items=items, multicat_names=['genres'],
+                                            implicit=True, valid_pct=0.2, seed=0)
     assert dls.train_ds.roles.rating is None and dls.train.n == len(dls.train_ds)
 
 
 def test_bad_sampler_arguments(data):
     ratings,items = data
-    with pytest.raises(ValueError, match="sampling must be 'uniform' or 'popularity'"): implicit_dls(ratings, items, sampling='hard')
+    with pytest.raises(ValueError, match="sampling must be 'uniform' or 'popularity'"):
+        implicit_dls(ratings, items, sampling='hard')
     with pytest.raises(ValueError, match="min_rating goes with implicit=True"):
         CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], min_rating=4)
 
@@ -126,7 +129,8 @@ def test_losses_fall_when_the_positive_rises():
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(1, 6), st.integers(1, 8), st.integers(0, 2**31), st.booleans(), st.sampled_from([torch.float32, torch.float64, torch.bfloat16]))
+@given(st.integers(1, 6), st.integers(1, 8), st.integers(0, 2**31), st.booleans(),
+       st.sampled_from([torch.float32, torch.float64, torch.bfloat16]))
 def test_sampled_softmax_gradient_is_autograds(bs, k, seed, correct, dtype):
     "the hand-written backward equals autograd's on the loss's formula, masked negatives and low precision included"
     g = torch.Generator().manual_seed(seed)
@@ -145,14 +149,16 @@ def test_sampled_softmax_gradient_is_autograds(bs, k, seed, correct, dtype):
     torch.testing.assert_close(p1.grad, p2.grad, **tol)
 
 
-@pytest.mark.parametrize('pred,offsets', [((4, 3), (4, 5)), ((4, 6), (2, 5)), ((4, 6), (1, 5)), ((4, 6), (5,)), ((6,), (4, 5))])
+@pytest.mark.parametrize('pred,offsets', [((4, 3), (4, 5)), ((4, 6), (2, 5)), ((4, 6), (1, 5)), ((4, 6), (5,)),
+                                          ((6,), (4, 5))])
 def test_sampled_softmax_refuses_mismatched_shapes(pred, offsets):
-    "too few or too many columns, rows that do not match (a broadcastable (1, n_neg) too), 1-D inputs: named, not broadcast"
-    with pytest.raises(ValueError, match=r'pred \(.*\) and offsets \(.*\) do not match'): SampledSoftmaxLoss()(torch.zeros(pred), torch.zeros(offsets))
+    "too few or too many columns, mismatched rows (a broadcastable (1, n_neg) too), 1-D inputs: named, not broadcast"
+    with pytest.raises(ValueError, match=r'pred \(.*\) and offsets \(.*\) do not match'):
+        SampledSoftmaxLoss()(torch.zeros(pred), torch.zeros(offsets))
 
 
 def test_dot_model_scores_negatives_as_score_and_score_matrix(learn):
-    "the dot-product model's one-tower path (`score_negatives`) gives `score` and `score_matrix` side by side, item dropout included"
+    "the dot model's one-tower path (`score_negatives`) matches `score` and `score_matrix`, item dropout included"
     from tabcollab.models import CollabScorer
     m,b = learn.model,learn.dls.train.one_batch()
     nb = len(m.bag_embeds)
@@ -253,7 +259,8 @@ def test_predict_show_and_export_of_a_ranking_learner(learn, data, tmp_path):
     with learn.no_bar(): learn.show_results(max_n=3)
     learn.export(tmp_path/'rank.pkl')
     from fastai.learner import load_learner
-    assert load_learner(tmp_path/'rank.pkl').recommend(ratings.user[0], n=3).item.tolist() == learn.recommend(ratings.user[0], n=3).item.tolist()
+    loaded = load_learner(tmp_path/'rank.pkl')
+    assert loaded.recommend(ratings.user[0], n=3).item.tolist() == learn.recommend(ratings.user[0], n=3).item.tolist()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,9 +1,8 @@
 "Bad input gets a defined answer; models round-trip exactly (pickle and weights-only); training resumes; runs repeat"
-import json, pickle, subprocess, sys, textwrap
+import json, subprocess, sys, textwrap
 import numpy as np, pandas as pd, pytest, torch
-from tabcollab.all import (CollabMultiCatDataLoaders, TabularMultiCatDataLoaders, TabularMultiCat, MultiCategorify,
-                           Categorify, collab_multicat_learner, synthetic_movielens, load_movielens, cell_values,
-                           BagVocab, encode_bags)
+from tabcollab.all import (CollabMultiCatDataLoaders, TabularMultiCatDataLoaders, collab_multicat_learner,
+                           synthetic_movielens)
 from tabcollab.save import save_tabcollab, load_tabcollab, TabCollabFileError, Checkpoint
 
 
@@ -27,8 +26,10 @@ def from_df(ratings, items=None, **kw):
 
 # --- bad input ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('drop,msg', [('user', "['user'] not found in ratings; columns present: ['item', 'rating', 'timestamp']"),
-                                      ('rating', "['rating'] not found in ratings")])
+@pytest.mark.parametrize('drop,msg', [
+    ('user', "['user'] not found in ratings; columns present: ['item', 'rating', 'timestamp']"),
+    ('rating', "['rating'] not found in ratings"),
+])
 def test_missing_ratings_column_is_named(data, drop, msg):
     ratings,items = data
     with pytest.raises(KeyError, match=msg.replace('[','\\[').replace(']','\\]')):
@@ -37,7 +38,8 @@ def test_missing_ratings_column_is_named(data, drop, msg):
 
 def test_missing_list_column_is_named(data):
     ratings,items = data
-    with pytest.raises(KeyError, match=r"column\(s\) \['tags'\] not found; columns present: .*in the side table on 'item'"):
+    with pytest.raises(KeyError, match=r"column\(s\) \['tags'\] not found; "
+                                       r"columns present: .*in the side table on 'item'"):
         from_df(ratings, items, multicat_names=['tags'])
     with pytest.raises(KeyError, match="column 'item' not found in items"):
         from_df(ratings, items.rename(columns={'item': 'movie'}))
@@ -49,8 +51,11 @@ def test_list_column_of_numbers_is_refused(data):
         from_df(ratings, items.assign(genres=np.linspace(0, 1, len(items))))
 
 
-@pytest.mark.parametrize('bad,msg', [(['4', None, '3'], r"rating column 'rating' holds 1 missing, non-numeric or infinite value\(s\), e.g. a missing value at row 1"),
-                                     (['4', 'five', '3'], "e.g. 'five' at row 1")])
+@pytest.mark.parametrize('bad,msg', [
+    (['4', None, '3'],
+     r"rating column 'rating' holds 1 missing, non-numeric or infinite value\(s\), e.g. a missing value at row 1"),
+    (['4', 'five', '3'], "e.g. 'five' at row 1"),
+])
 def test_bad_ratings(bad, msg):
     ratings = pd.DataFrame({'user': [1,2,3], 'item': [1,2,3], 'rating': bad})
     with pytest.raises(ValueError, match=msg): CollabMultiCatDataLoaders.from_df(ratings)
@@ -59,10 +64,12 @@ def test_bad_ratings(bad, msg):
 def test_ratings_outside_an_explicit_y_range(data):
     ratings,items = data
     dls = from_df(ratings, items, valid_pct=0.2, seed=0)
-    with pytest.raises(ValueError, match=r"y_range=\(2, 4\) leaves out ratings of the data, which run from 1 to 5: .*e.g. \(0.5, 5.5\)"):
+    with pytest.raises(ValueError, match=r"y_range=\(2, 4\) leaves out ratings of the data, which run from 1 to 5: "
+                                         r".*e.g. \(0.5, 5.5\)"):
         collab_multicat_learner(dls, y_range=(2,4))
     # fastai's habit, the ratings' own ends: widened where it touches them, with a warning that says so
-    with pytest.warns(UserWarning, match=r"y_range=\(1, 5\) ends at the ratings' lowest value.*using y_range=\(0.5, 5.5\)"):
+    with pytest.warns(UserWarning, match=r"y_range=\(1, 5\) ends at the ratings' lowest value"
+                                         r".*using y_range=\(0.5, 5.5\)"):
         learn = collab_multicat_learner(dls, y_range=(1,5))
     assert learn.model.y_range == (0.5, 5.5)
     assert collab_multicat_learner(dls, y_range=(0,6)).model.y_range == (0., 6.)
@@ -110,9 +117,11 @@ def test_recommend_unknown_user(learn):
 
 def test_duplicates_whitespace_case_separator_long_and_ints_in_a_learner():
     "The encoder rules hold through the DataLoaders too"
-    df = pd.DataFrame({'b': list('ab'*5), 'tags': [['Red','red ','RED'], 'blue|small', [1, 2], ['x|y'], [f't{i}' for i in range(10_000)],
-                                                  None, [], '', 'Blue', 'small|blue'], 'y': np.arange(10.)})
-    dls = TabularMultiCatDataLoaders.from_df(df, cat_names=['b'], multicat_names=['tags'], y_names='y', valid_idx=[9], bs=10)
+    df = pd.DataFrame({'b': list('ab'*5),
+                       'tags': [['Red','red ','RED'], 'blue|small', [1, 2], ['x|y'], [f't{i}' for i in range(10_000)],
+                                None, [], '', 'Blue', 'small|blue'], 'y': np.arange(10.)})
+    dls = TabularMultiCatDataLoaders.from_df(df, cat_names=['b'], multicat_names=['tags'], y_names='y',
+                                             valid_idx=[9], bs=10)
     voc = dls.multicat_classes['tags']
     assert 'Red' in voc and 'red' not in voc and 'x|y' in voc and '1' in voc
     tags = dls.train.dataset.bags['tags'][dls.train.bag_ids[:,0]]
@@ -159,7 +168,8 @@ def test_save_tabcollab_round_trip_in_a_fresh_process_without_pickle(learn, tmp_
         learn = load_tabcollab(sys.argv[1])
         with learn.no_bar(): preds,_ = learn.get_preds(dl=learn.dls.test_dl(pd.DataFrame(json.loads(sys.argv[2]))))
         _,one,_ = learn.predict(pd.Series({'user': 1, 'item': 1}))
-        print(json.dumps({'preds': preds.flatten().tolist(), 'one': float(one), 'recs': learn.recommend(1, n=3).item.tolist()}))
+        recs = learn.recommend(1, n=3).item.tolist()
+        print(json.dumps({'preds': preds.flatten().tolist(), 'one': float(one), 'recs': recs}))
     ''', tmp_path/'model.safetensors', json.dumps(ROWS))
     res = json.loads(out.splitlines()[-1])
     assert res['preds'] == expected.flatten().tolist() and res['one'] == pytest.approx(expected[0].item(), abs=1e-6)
@@ -184,7 +194,8 @@ def test_unsavable_learner_is_refused_at_saving_time(learn, tmp_path):
     from fastai.tabular.all import TabularLearner
     from fastai.losses import MSELossFlat
     odd = TabularLearner(learn.dls, torch.nn.Linear(2, 1), loss_func=MSELossFlat())
-    with pytest.raises(TypeError, match="does not know the model Linear: use learn.export"): save_tabcollab(odd, tmp_path/'x')
+    with pytest.raises(TypeError, match="does not know the model Linear: use learn.export"):
+        save_tabcollab(odd, tmp_path/'x')
 
 
 # --- resuming and repeating ---------------------------------------------------------------------------------------
@@ -206,7 +217,8 @@ def test_interrupted_training_resumes_to_the_same_metrics(data, tmp_path):
     full = train()
     with pytest.raises(RuntimeError, match='power cut'): train(stop_after=2)
     resumed = train(resume=2)
-    assert list(resumed.recorder.values[-1][1:]) == pytest.approx(list(full.recorder.values[-1][1:]), abs=1e-6)  # valid loss, rmse
+    # valid loss, rmse
+    assert list(resumed.recorder.values[-1][1:]) == pytest.approx(list(full.recorder.values[-1][1:]), abs=1e-6)
     for a,b in zip(resumed.model.parameters(), full.model.parameters()): assert torch.allclose(a, b, atol=1e-6)
 
 
@@ -226,10 +238,12 @@ def test_same_seed_same_results_in_fresh_processes(tmp_path):
 
 
 def test_save_tabcollab_to_a_folder_or_an_unwritable_path_names_it(learn, tmp_path):
-    with pytest.raises(IsADirectoryError, match=f"{tmp_path} is a folder: name the file to write"): save_tabcollab(learn, tmp_path)
+    with pytest.raises(IsADirectoryError, match=f"{tmp_path} is a folder: name the file to write"):
+        save_tabcollab(learn, tmp_path)
     with pytest.raises(OSError, match="cannot write /proc/m.safetensors"): save_tabcollab(learn, '/proc/m.safetensors')
 
 
 def test_load_tabcollab_of_a_pickle_says_to_use_load_learner(learn, tmp_path):
     learn.export(tmp_path/'m.pkl')
-    with pytest.raises(TabCollabFileError, match="is a pickled learner .*load it with load_learner"): load_tabcollab(tmp_path/'m.pkl')
+    with pytest.raises(TabCollabFileError, match="is a pickled learner .*load it with load_learner"):
+        load_tabcollab(tmp_path/'m.pkl')

@@ -49,7 +49,8 @@ def test_sparse_matches_dense_adamw_when_every_row_is_touched(wd, bag):
 
 def test_sparse_differs_from_dense_when_rows_are_skipped():
     "Not every row in every batch: lazy is not AdamW (AdamW keeps moving untouched rows on their momentum)"
-    ref, lazy = train(torch.optim.AdamW, all_rows=False, weight_decay=0.), train(LazyAdamW, sparse=True, all_rows=False, weight_decay=0., catch_up=False)
+    ref = train(torch.optim.AdamW, all_rows=False, weight_decay=0.)
+    lazy = train(LazyAdamW, sparse=True, all_rows=False, weight_decay=0., catch_up=False)
     assert (ref[0] - lazy[0]).abs().max() > 1e-4
 
 
@@ -79,7 +80,8 @@ def test_catch_up_is_adamw_without_momentum_whatever_rows_are_skipped(wd):
     if wd: assert (lazy - ref).abs().max() < 0.05 * (lazy_adam_ - ref).abs().max()
     else: torch.testing.assert_close(lazy, ref, atol=1e-5, rtol=0)
     assert (lazy_adam_ - ref).abs().max() > 0.1  # LazyAdam is another optimiser
-    if wd: assert (lazy - train_catch_up(torch.optim.AdamW, betas=(0., 0.99), wd=0.)).abs().max() > 1e-2  # the decay shows
+    # the decay shows
+    if wd: assert (lazy - train_catch_up(torch.optim.AdamW, betas=(0., 0.99), wd=0.)).abs().max() > 1e-2
 
 
 def test_catch_up_decays_untouched_rows_only_when_asked():
@@ -148,7 +150,8 @@ def test_empty_sparse_gradient_changes_nothing_but_the_step(catch_up):
     emb = nn.Embedding(5, 2, sparse=True)
     opt = LazyAdamW(emb.parameters(), weight_decay=0.1, catch_up=catch_up)
     w = emb.weight.detach().clone()
-    emb.weight.grad = torch.sparse_coo_tensor(torch.zeros(1, 0, dtype=torch.long), torch.zeros(0, 2), (5, 2), check_invariants=True)
+    emb.weight.grad = torch.sparse_coo_tensor(torch.zeros(1, 0, dtype=torch.long), torch.zeros(0, 2), (5, 2),
+                                              check_invariants=True)
     opt.step()
     assert torch.equal(emb.weight.detach(), w) and opt.state[emb.weight]['step'] == 1
     assert not opt.state[emb.weight]['exp_avg_sq'].any()
@@ -207,7 +210,8 @@ def test_lazy_adam_on_sparse_embeddings_is_torch_adamw_when_all_rows_are_touched
     for a, b in zip(dot_weights(torch_adamw, False, wd), dot_weights(partial(lazy_adam, catch_up=False), True, wd)):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
     no_momentum = lambda ps, **kw: OptimWrapper(ps, opt=torch.optim.AdamW, betas=(0., 0.99), eps=1e-5, **kw)
-    for a, b in zip(dot_weights(no_momentum, False, wd), dot_weights(lazy_adam, True, wd)):  # catch-up: sparse rows without momentum
+    # catch-up: sparse rows without momentum
+    for a, b in zip(dot_weights(no_momentum, False, wd), dot_weights(lazy_adam, True, wd)):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
 
 
@@ -248,7 +252,8 @@ def dls(): return synth_dls()
 
 def test_learner_fit_one_cycle_and_lr_find(dls, tmp_path):
     torch.manual_seed(0)
-    learn = Learner(dls, sparse_embeddings(DotModel()), loss_func=MSELossFlat(), opt_func=lazy_adam, wd=0.01, path=tmp_path)
+    learn = Learner(dls, sparse_embeddings(DotModel()), loss_func=MSELossFlat(), opt_func=lazy_adam, wd=0.01,
+                    path=tmp_path)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(2, 1e-2)
         losses = [v[1] for v in learn.recorder.values]
@@ -264,7 +269,9 @@ def test_learner_fit_one_cycle_and_lr_find(dls, tmp_path):
 def test_fit_one_cycle_schedules_lr_and_momentum_of_lazy_adamw(dls, tmp_path):
     seen = []
     class Hypers(Callback):
-        def after_batch(self): seen.append((self.opt.opt.param_groups[0]['lr'], self.opt.opt.param_groups[0]['betas'][0]))
+        def after_batch(self):
+            pg = self.opt.opt.param_groups[0]
+            seen.append((pg['lr'], pg['betas'][0]))
     learn = Learner(dls, sparse_embeddings(DotModel()), loss_func=MSELossFlat(), opt_func=lazy_adam, path=tmp_path)
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-2, cbs=Hypers())
     lrs, moms = zip(*seen)
@@ -389,7 +396,7 @@ def test_collab_learner_is_sparse_by_default_but_dense_with_your_own_optimiser()
 
 
 def test_learning_rate_times_weight_decay_of_1_or_more_does_not_crash():
-    "`lr_find` ends at lr=10: with wd=0.1 or more, `1 - lr*wd <= 0` (no log); untouched rows are then zeroed, not an error"
+    "`lr_find` ends at lr=10: with wd=0.1 or more, `1 - lr*wd <= 0` (no log); untouched rows are zeroed, not an error"
     emb = nn.Embedding(6, 2, sparse=True)
     opt = LazyAdamW(emb.parameters(), lr=20., weight_decay=0.1)
     emb(torch.tensor([1])).sum().backward(); opt.step(); emb.weight.grad = None

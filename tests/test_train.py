@@ -109,7 +109,8 @@ def test_tabular_tags_predict_price():
     df['price'] = (10 + df.weight + has@values + rng.normal(0, 0.5, 1500)).astype('float32')
     dls = TabularMultiCatDataLoaders.from_df(df, cat_names=['brand'], cont_names=['weight'], multicat_names=['tags'],
                                              y_names='price', valid_pct=0.2, seed=0, bs=64)
-    learn = tabular_multicat_learner(dls, layers=[32], y_range=(0,40), bag_mode='sum')  # tag values add up: 'sum' pooling
+    # tag values add up: 'sum' pooling
+    learn = tabular_multicat_learner(dls, layers=[32], y_range=(0,40), bag_mode='sum')
     preds,targs = quiet_fit(learn, 8, 1e-2)
     assert rmse(preds, targs) < 1.0  # without the tags it cannot go below their spread (about 5)
 
@@ -134,7 +135,8 @@ def test_user_side_table_joins_demographics_and_a_bag(small_ml):
                                             cat_names=['gender'], cont_names=['age'], valid_pct=0.2, seed=0)
     learn = collab_multicat_learner(dls)
     item_cats = {1, dls.cat_names.index('n_ratings')}
-    assert learn.model.item_cats == item_cats and learn.model.item_bags == {0}    # genres with the item, the rest with the user
+    # genres with the item, the rest with the user
+    assert learn.model.item_cats == item_cats and learn.model.item_bags == {0}
     quiet_fit(learn, 1)
     u = int(uids[0])
     dl = learn.dls.test_dl(pd.DataFrame({'user': [u, -5], 'item': [int(ratings.item[0])]*2}))
@@ -162,7 +164,8 @@ def test_lean_dispatch_calls_every_callback_like_fastai(small_ml):
         def after_batch(self): self.seen.append('after_batch')
     logs = []
     for cls in (Learner, None):
-        dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.2, seed=0, bs=512)
+        dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.2, seed=0,
+                                                bs=512)
         learn = collab_multicat_learner(dls)
         if cls is not None: learn.__class__ = type('PlainLearner', (cls,), {'predict': learn.predict})
         log = EventLog()

@@ -17,8 +17,9 @@ from pathlib import Path
 root = Path(__file__).resolve().parents[1]
 
 # The order of the site: home, modules, tutorials, other pages
-PAGES = ['index', 'encoding', 'side', 'core', 'collab', 'data', 'block', 'models', 'movielens', 'ranking', 'metrics', 'learner', 'sparse', 'baselines', 'interpret',
-         'save', 'cli', 'distributed', 'api', 'tutorial_movielens', 'benchmarks', 'contributing']
+PAGES = ['index', 'encoding', 'side', 'core', 'collab', 'data', 'block', 'models', 'movielens', 'ranking', 'metrics',
+         'learner', 'sparse', 'baselines', 'interpret', 'save', 'cli', 'distributed',
+         'api', 'tutorial_movielens', 'benchmarks', 'contributing']
 CAPTIONS = {'encoding': 'Modules', 'api': 'Reference', 'tutorial_movielens': 'Tutorials', 'benchmarks': 'Project'}
 
 
@@ -64,7 +65,8 @@ def _heading(title, description):
 # fastprogress's leftovers in saved outputs: an empty `<div></div>` (`lr_find`), or a bar with its label
 PROGRESS = re.compile(r'\s*(?:<div>\s*)*(?:<progress\b[^>]*>\s*</progress>[^<]*)?(?:</div>\s*)*')
 HTML_FENCE = re.compile(r'\s*```html\n.*```\s*', re.S)
-STYLE_ONLY = re.compile(r'\s*(?:<style\b[^>]*>.*?</style>\s*)+', re.S)  # fastprogress's CSS, once per kernel: shows nothing
+# fastprogress's CSS, once per kernel: shows nothing
+STYLE_ONLY = re.compile(r'\s*(?:<style\b[^>]*>.*?</style>\s*)+', re.S)
 
 def convert_output(o:dict, doc_url:str):
     "A saved output as myst-nb should render it, or `None` where it shows nothing"
@@ -73,7 +75,7 @@ def convert_output(o:dict, doc_url:str):
     text = lambda k: ''.join(d[k]) if k in d else None      # nbformat stores text as a list of lines
     html,md = text('text/html'),text('text/markdown')
     if html is not None and (PROGRESS.fullmatch(html) or STYLE_ONLY.fullmatch(html)): return None
-    # fasthtml components (fastprogress's tables) also offer their HTML source as markdown, in a code block: keep the HTML
+    # fasthtml components (fastprogress's tables) also offer their HTML source as a markdown code block: keep the HTML
     if html is not None and md is not None and HTML_FENCE.fullmatch(md):
         return {**o, 'data': {k:v for k,v in d.items() if k!='text/markdown'}}
     if md is not None:                                        # show_doc: nbdev's markdown, alone
@@ -96,9 +98,11 @@ def convert_notebook(nb:dict, doc_url:str) -> dict:
             tags = c.setdefault('metadata', {}).setdefault('tags', [])
             if any(re.search(r'echo:\s*false', d) for d in dirs): tags.append('remove-input')
             c['outputs'] = [o for o in (convert_output(o, doc_url) for o in c.get('outputs', [])) if o is not None]
-        keys = ['cell_type','metadata','source'] + (['execution_count','outputs'] if c['cell_type']=='code' else ['attachments'])
+        extra = ['execution_count','outputs'] if c['cell_type']=='code' else ['attachments']
+        keys = ['cell_type','metadata','source'] + extra
         c['metadata'] = {k: v for k,v in c.get('metadata', {}).items() if k=='tags'}
-        cells.append({'id': f'cell{len(cells)}', **{k: c[k] for k in keys if k in c}})  # nbformat's fields only, with ids
+        # nbformat's fields only, with ids
+        cells.append({'id': f'cell{len(cells)}', **{k: c[k] for k in keys if k in c}})
     nb['cells'] = cells
     nb['nbformat'],nb['nbformat_minor'] = 4,5
     return nb
@@ -108,14 +112,16 @@ def api_page(doc_url:str) -> str:
     "Every public symbol of tabcollab (and the methods it adds to fastai's `Learner`) with its signature and docstring"
     import importlib, inspect
     from tabcollab._modidx import d
-    out = ["# API reference", "", "*Every public name of tabcollab, by module, with the methods it adds to fastai's `Learner`; "
+    out = ["# API reference", "",
+           "*Every public name of tabcollab, by module, with the methods it adds to fastai's `Learner`; "
            "each links to its documentation.*", ""]
     mods = sorted(d['syms'], key=lambda m: PAGES.index(m.split('.')[-1]) if m.split('.')[-1] in PAGES else len(PAGES))
     for mod in mods:
         syms,m = d['syms'][mod],importlib.import_module(mod)
         names = list(getattr(m, '__all__', []))
+        # patched methods, e.g. Learner.recommend
         names += [k[len(mod)+1:] for k in syms if k.count('.')==len(mod.split('.'))+1 and k.split('.')[-2] not in names
-                  and not k.split('.')[-1].startswith('_')]                                   # patched methods, e.g. Learner.recommend
+                  and not k.split('.')[-1].startswith('_')]
         entries = []
         for name in names:
             obj = m
@@ -132,8 +138,10 @@ def api_page(doc_url:str) -> str:
 
 # Tables in notebook outputs (dataframes, fastprogress's training tables), in furo's colours (light and dark)
 OUTPUT_CSS = """div.cell_output table { border-collapse: collapse; margin: .5em 0; font-size: .9em; }
-div.cell_output table th, div.cell_output table td { padding: .3em .8em; border: 1px solid var(--color-background-border); }
-div.cell_output table thead tr, div.cell_output table tbody tr:nth-of-type(even) { background: var(--color-background-secondary); }
+div.cell_output table th, div.cell_output table td {
+    padding: .3em .8em; border: 1px solid var(--color-background-border); }
+div.cell_output table thead tr, div.cell_output table tbody tr:nth-of-type(even) {
+    background: var(--color-background-secondary); }
 """
 
 
@@ -171,7 +179,8 @@ def build(out:Path=root/'_site', quiet=True) -> Path:
         for c in d['cells']:
             c['source'] = prune_links(''.join(c['source']), anchors)
             for o in c.get('outputs', []):
-                if 'text/markdown' in o.get('data', {}): o['data']['text/markdown'] = prune_links(o['data']['text/markdown'], anchors)
+                if 'text/markdown' in o.get('data', {}):
+                    o['data']['text/markdown'] = prune_links(o['data']['text/markdown'], anchors)
         (src/f'{name}.ipynb').write_text(json.dumps(d))
     names = list(docs)
     order = [n for n in PAGES if n in names] + sorted(set(names)-set(PAGES))
@@ -182,7 +191,8 @@ def build(out:Path=root/'_site', quiet=True) -> Path:
     (src/'_static').mkdir()
     (src/'_static'/'tabcollab.css').write_text(OUTPUT_CSS)
     if out.exists(): shutil.rmtree(out)
-    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-W', '--keep-going', '-q' if quiet else '-v', str(src), str(out)]
+    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-W', '--keep-going', '-q' if quiet else '-v',
+           str(src), str(out)]
     subprocess.run(cmd, check=True)
     shutil.rmtree(src)
     return out
