@@ -31,6 +31,39 @@ def data_rate(dl, n_batches=200):
     return n/(time.perf_counter()-start)
 
 
+class StepTimes(Callback):
+    "Record the time between consecutive training batches (data, forward, loss, backward, step) and stop after `n`"
+    order = 99
+    def __init__(self, n): self.n,self.times = n,[]
+    def before_fit(self): self.last = None
+    def after_batch(self):
+        now = time.perf_counter()
+        if self.last is not None: self.times.append(now-self.last)
+        self.last = now
+        if len(self.times)>=self.n: raise CancelFitException()
+
+
+def step_ms(learn, n=60, skip=10):
+    "Median time of a training step, over `n` steps after the first `skip` (ms)"
+    cb = StepTimes(n+skip)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=[cb, TrainOnly()])
+    return 1000*float(np.median(cb.times[skip:]))
+
+
+def steps_worker(frame, bs, n):
+    "Median step of the default learner, ratings then implicit, with the tabcollab on the path; print a JSON line"
+    import tabcollab
+    with open(frame, 'rb') as f: ratings,items = pickle.load(f)
+    res = {'tabcollab': str(Path(tabcollab.__file__).parent)}
+    for kind,kw in [('rating', {}), ('implicit', dict(implicit=True, min_rating=4))]:
+        dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.1,
+                                                seed=42, bs=bs, **kw)
+        res[f'step_ms_{kind}'] = step_ms(collab_multicat_learner(dls), n)
+        print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
+        del dls
+    print('RESULT ' + json.dumps(res), flush=True)
+
+
 def worker(lib, frame, bs, epoch, implicit=True):
     "Measure one library in this (fresh) process; print a JSON line"
     with open(frame, 'rb') as f: ratings,items = pickle.load(f)
@@ -100,17 +133,31 @@ class TrainOnly(Callback):
     def before_validate(self): raise CancelValidException()
 
 
-def run(lib, frame, bs, epoch, implicit=True, data=None):
-    cmd = ([sys.executable, __file__, '--worker', lib, '--frame', str(frame), '--bs', str(bs)]
+def run(lib, frame, bs, epoch, implicit=True, data=None, steps=0, lib_path=None):
+    cmd = ([sys.executable, __file__, '--worker', lib, '--frame', str(frame), '--bs', str(bs), '--steps', str(steps)]
            + (['--epoch'] if epoch else []) + ([] if implicit else ['--no-implicit']))
     # the workers run in bench/: a relative path would not be found
     if data: cmd += ['--data', str(Path(data).resolve())]
-    print(f"measuring {lib}...", flush=True)
+    print(f"measuring {lib}{f' ({lib_path})' if lib_path else ''}...", flush=True)
+    # another commit's library first on the path (its worktree), for a before/after in one run
+    env = {**os.environ, 'PYTHONPATH': str(lib_path)} if lib_path else None
     # stderr: progress, to the console
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent, env=env)
     line = next((l for l in out.stdout.splitlines() if l.startswith('RESULT ')), None)
     if line is None: raise SystemExit(f"{lib} worker failed (its errors are above)")
     return json.loads(line[7:])
+
+
+def steps_before_after(frame, bs, n, ref=None):
+    "Step times of this tabcollab and (`ref`) of another commit's, each in a fresh process on the same frame"
+    res = {'this': run('steps', frame, bs, False, steps=n)}
+    if ref:
+        root = Path(__file__).resolve().parents[1]
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(['git', 'worktree', 'add', '--detach', d, ref], cwd=root, check=True, capture_output=True)
+            try: res[ref] = run('steps', frame, bs, False, steps=n, lib_path=d)
+            finally: subprocess.run(['git', 'worktree', 'remove', '--force', d], cwd=root, capture_output=True)
+    return res
 
 
 def main():
@@ -125,9 +172,13 @@ def main():
                    help="MovieLens 100K folder (default: $TABCOLLAB_ML100K or ../shared/data/ml-100k)")
     p.add_argument('--out', default='results')
     p.add_argument('--docs', action='store_true', help='also write the report to nbs/benchmarks.md')
+    p.add_argument('--steps', type=int, default=0,
+                   help="also time this many training steps of the default learners (median), ratings and implicit")
+    p.add_argument('--ref', default=None, help="with --steps: time them with the library of this git commit too")
     p.add_argument('--worker'); p.add_argument('--frame'); p.add_argument('--epoch', action='store_true')
     args = p.parse_args()
     if args.worker=='ml100k': return ml100k_worker(args.data)
+    if args.worker=='steps': return steps_worker(args.frame, args.bs, args.steps)
     if args.worker: return worker(args.worker, args.frame, args.bs, args.epoch, not args.no_implicit)
     # a wrong --data fails now, not after the 25M part
     if args.data is not None and not args.no_ml100k: ml100k(args.data)
@@ -144,6 +195,7 @@ def main():
         del ratings,items
         res = {lib: run(lib, frame, args.bs, not args.no_epoch, not args.no_implicit)
                for lib in ['fastai','tabcollab'] if lib!='fastai' or not args.no_fastai}
+        if args.steps: res['steps'] = steps_before_after(frame, args.bs, args.steps, args.ref)
     if not args.no_ml100k:
         if ml100k_path() is None and args.data is None:
             print("MovieLens 100K not found: skipping its accuracy (pass --data)", flush=True)
@@ -169,6 +221,11 @@ def main():
         rows += [{'': f"top-10 for all {tc['recommend_users']:,} users, seen items excluded (s)", F: '',
                   T: f"{tc['recommend_all_s']:.0f}"},
                  {'': '  peak RSS so far (GB)', F: '', T: f"{tc['recommend_peak_rss_gb']:.2f}"}]
+    if 'steps' in res:
+        for name,st in res['steps'].items():
+            label = 'this commit' if name=='this' else f'commit {name}'
+            rows += [{'': f'one training step, ratings / implicit, {label} (ms, median)', F: '',
+                      T: f"{st['step_ms_rating']:.1f} / {st['step_ms_implicit']:.1f}"}]
     acc = ''
     if 'ml100k' in res:
         m = res['ml100k']
