@@ -32,8 +32,10 @@ class MultiCatEncode(DisplayedTransform):
             except TypeError as e: raise TypeError(f"MultiCatBlock, training items: {e}") from None
     # a fastai `Transform` maps itself over the parts of a tuple: a tuple cell is one bag, so it goes in as a list
     def __call__(self, o, **kwargs): return super().__call__(list(o) if type(o) is tuple else o, **kwargs)
-    def encodes(self, o): return TensorBag(encode_bags(cell_values(pd.Series([o], dtype=object), self.sep), 1, self.vocab).values)
-    def decodes(self, o:TensorBag): return MultiCatList(decode_bags(Bags.from_padded(o[None]), self.vocab)[0], sep=self.sep)
+    def encodes(self, o):
+        return TensorBag(encode_bags(cell_values(pd.Series([o], dtype=object), self.sep), 1, self.vocab).values)
+    def decodes(self, o:TensorBag):
+        return MultiCatList(decode_bags(Bags.from_padded(o[None]), self.vocab)[0], sep=self.sep)
 
 # %% ../nbs/01a_block.ipynb #59f5b5e6
 def pad_bags(samples):
@@ -46,8 +48,8 @@ def MultiCatBlock(
     sep:str='|', # Separator of string cells
 ):
     "`TransformBlock` for list-valued inputs: each cell becomes a `TensorBag`, padded per batch"
-    return TransformBlock(type_tfms=MultiCatEncode(vocab=None if vocab is None else BagVocab(pd.Series(list(vocab), dtype=str)), sep=sep),
-                          dls_kwargs={'before_batch': pad_bags})
+    if vocab is not None: vocab = BagVocab(pd.Series(list(vocab), dtype=str))
+    return TransformBlock(type_tfms=MultiCatEncode(vocab=vocab, sep=sep), dls_kwargs={'before_batch': pad_bags})
 
 # %% ../nbs/01a_block.ipynb #4d1f1d3f
 @dispatch

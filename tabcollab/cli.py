@@ -23,12 +23,13 @@ from .interpret import *
 from .metrics import *
 from .ranking import RankingEval
 from .save import save_tabcollab, load_tabcollab, TabCollabFileError
-import sys, math, warnings, contextlib
+import sys, math, warnings
 
 # %% ../nbs/08_cli.ipynb #5e8f0a11
 def _finite(v, opt, positive=False):
     "`v` as a float if it is a finite number (and > 0 with `positive`), else a `ValueError` naming the option `opt`"
-    ok = isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v) and (v>0 or not positive)
+    ok = (isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
+          and (v>0 or not positive))
     if not ok: raise ValueError(f"{opt} must be a {'positive ' if positive else ''}finite number, got {v!r}")
     return float(v)
 
@@ -48,7 +49,8 @@ def _ratings_and_items(data):
 def _official_split(path, split):
     "`ml100k_split`, with the option's name in its error"
     if split not in ML100K_SPLITS: raise ValueError(f"--split must be one of {', '.join(ML100K_SPLITS)}, got {split!r}")
-    if path is None: raise ValueError(f"--split {split} needs a MovieLens 100K folder with {split}.base and {split}.test (--data)")
+    if path is None: raise ValueError(f"--split {split} needs a MovieLens 100K folder "
+                                      f"with {split}.base and {split}.test (--data)")
     return ml100k_split(path, split)
 
 # %% ../nbs/08_cli.ipynb #8d9e0f1a
@@ -59,7 +61,8 @@ def _out(out, format):
     if format not in FORMATS: raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     out = Path(ifnone(out, FORMATS[format]))
     if format=='safetensors' and out.suffix in ('.pkl','.pth'):
-        raise ValueError(f"--out {out} names a pickle but --format is safetensors: add --format pickle, or name it {out.stem}.safetensors")
+        raise ValueError(f"--out {out} names a pickle but --format is safetensors: "
+                         f"add --format pickle, or name it {out.stem}.safetensors")
     if not out.parent.is_dir(): raise FileNotFoundError(f"--out {out}: there is no folder {out.parent}")
     if out.is_dir(): raise IsADirectoryError(f"--out {out} is a folder: name the file, e.g. {out/FORMATS[format]}")
     existed = out.exists()
@@ -72,7 +75,8 @@ def _save(learn, out, format):
     "Save `learn` to `out` as `format`: 'safetensors' (`save_tabcollab`) or 'pickle' (`learn.export`)"
     if format=='pickle':
         try: learn.export(Path(out).absolute())
-        except RuntimeError as e: raise OSError(f"cannot write {out}: {str(e).splitlines()[0]}") from None  # torch's zip writer
+        except RuntimeError as e:  # torch's zip writer
+            raise OSError(f"cannot write {out}: {str(e).splitlines()[0]}") from None
     else: save_tabcollab(learn, out)
 
 def _kind_of(path):
@@ -85,17 +89,21 @@ def _kind_of(path):
 def _load(model):
     "The recommender saved in `model` by `tabcollab train`, in either format"
     path = Path(model)
-    if not path.exists(): raise FileNotFoundError(f"no saved model at {model} (train one with `tabcollab train --out {model}`)")
+    if not path.exists():
+        raise FileNotFoundError(f"no saved model at {model} (train one with `tabcollab train --out {model}`)")
     if path.is_dir(): raise TabCollabFileError(f"{model} is a folder, not a saved model")
     kind = _kind_of(path)
-    if kind is None: raise TabCollabFileError(f"{model} is neither a safetensors file of `tabcollab train` nor a pickled learner (--format pickle)")
+    if kind is None:
+        raise TabCollabFileError(f"{model} is neither a safetensors file of `tabcollab train` nor a pickled learner "
+                                 "(--format pickle)")
     if kind=='safetensors': learn = load_tabcollab(path)
     else:
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings('ignore', message='load_learner')
                 learn = load_learner(path)
-        except Exception as e: raise TabCollabFileError(f"{model} does not load as a pickled learner ({type(e).__name__}: {e})") from None
+        except Exception as e:
+            raise TabCollabFileError(f"{model} does not load as a pickled learner ({type(e).__name__}: {e})") from None
     if not isinstance(learn, CollabMultiCatLearner):
         raise TabCollabFileError(f"{model} holds a {type(learn).__name__}, not a recommender of `tabcollab train`")
     return learn
@@ -104,7 +112,7 @@ def _load(model):
 _K = 10  # the length of the lists the ranking metrics score
 
 def _most_popular(dls, k=_K) -> dict:
-    "Ranking metrics at `k` on `dls.valid` of the items ranked by their training positives, each user's training items left out"
+    "Ranking metrics at `k` on `dls.valid` of items ranked by training positives, each user's training items left out"
     tr = dls.train_ds
     count = np.bincount(tr.items[tr.roles.item].to_numpy()[tr.positives()], minlength=tr.n_items)
     u,i = RankingEval(k).relevant_pairs(dls.valid)
@@ -117,26 +125,28 @@ def _most_popular(dls, k=_K) -> dict:
 def _ranking_table(rows:dict, k=_K) -> str:
     "{name: ranking metrics} as a text table, one row per name"
     cols = [f'{m}@{k}' for m in ('precision','recall','ndcg','hit')]
-    return pd.DataFrame({n: {c: r[c] for c in cols} for n,r in rows.items()}).T.to_string(float_format=lambda x: f'{x:.4f}')
+    df = pd.DataFrame({n: {c: r[c] for c in cols} for n,r in rows.items()}).T
+    return df.to_string(float_format=lambda x: f'{x:.4f}')
 
 # %% ../nbs/08_cli.ipynb #cb645d46
 class _EpochLines(Callback):
     "Print the epochs' table one plain line per epoch, as fastai's progress bar lays it out"
     order = Recorder.order+1  # after the `Recorder` has logged the epoch
     def before_fit(self): print('  '.join(self.recorder.metric_names), flush=True)
-    def after_epoch(self): print('  '.join(f'{v:.6f}' if isinstance(v, float) else str(v) for v in self.recorder.log), flush=True)
+    def after_epoch(self):
+        print('  '.join(f'{v:.6f}' if isinstance(v, float) else str(v) for v in self.recorder.log), flush=True)
 
 @call_parse
 def tabcollab_train(
-    data:str=None, # A MovieLens folder or release name (ml-100k, ml-latest-small...); default: the embedded synthetic MovieLens
+    data:str=None, # A MovieLens folder or release name (ml-100k, ml-latest-small...); default: the synthetic MovieLens
     epochs:int=5, # Epochs of `fit_one_cycle`
     bs:int=64, # Batch size (at most the number of training ratings)
-    valid_pct:float=0.1, # Share of ratings held out for validation (random, seeded); 0: train on all of them (a final model)
+    valid_pct:float=0.1, # Share of ratings held out for validation (random, seeded); 0: train on all (a final model)
     split:str=None, # Instead of --valid-pct, an official split of ml-100k: u1..u5, ua, ub
     implicit:bool=False, # Train a ranking model of the ratings >= --min-rating instead of a rating model
     min_rating:float=None, # With --implicit: the ratings below this are seen but not positive (default: 4)
     out:str=None, # Where to save the model (default: model.safetensors; model.pkl with --format pickle)
-    format:str='safetensors', # 'safetensors' (tensors and JSON: loads without running code) or 'pickle' (`learn.export`)
+    format:str='safetensors', # 'safetensors' (tensors, JSON: loads without running code) or 'pickle' (`learn.export`)
     lr:float=None, # Learning rate (default: the learner's)
     n_factors:int=50, # Size of the embeddings
     use_nn:bool=False, # Train the neural model instead of the dot-product one
@@ -165,28 +175,32 @@ def tabcollab_train(
     if bs>n_train: raise ValueError(f"--bs {bs} is larger than the {n_train:,} {what}: lower --bs" +
                                     (" or --min-rating" if implicit else ""))
     set_seed(seed)
-    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, user_name='user', item_name='item', rating_name='rating',
-                                            multicat_names=['genres'], valid_idx=valid_idx, bs=bs,
+    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, user_name='user', item_name='item',
+                                            rating_name='rating', multicat_names=['genres'], valid_idx=valid_idx, bs=bs,
                                             **(dict(implicit=True, min_rating=min_rating) if implicit else {}))
-    print(f"{len(ratings):,} ratings of {len(dls.classes['item'])-1:,} items by {len(dls.classes['user'])-1:,} users; " +
+    n_items,n_users = len(dls.classes['item'])-1,len(dls.classes['user'])-1
+    print(f"{len(ratings):,} ratings of {n_items:,} items by {n_users:,} users; " +
           (f"{len(valid):,} held out for validation" if len(valid) else "no validation set: training on all of them"))
     if implicit: print(f"ranking model: the {n_train:,} {what} are the positives")
     learn = collab_multicat_learner(dls, n_factors=n_factors, use_nn=use_nn, **({} if len(valid) else {'metrics': []}))
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='Your generator is empty')  # fastai's, with no validation set
-        # piped or redirected: the epochs' table as plain lines, without the bar's redraws (fastprogress writes them as text)
+        # piped or redirected: the epochs' table as plain lines, no bar redraws (fastprogress writes those as text)
         if sys.stdout.isatty() or in_notebook(): learn.fit_one_cycle(epochs, lr)
         else:
             with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, cbs=_EpochLines())
     if not len(valid): print("no validation set (--valid-pct 0): no validation score")
     elif implicit:
         res = RankingEval(_K).compute(learn)
-        print(f"validation ranking at {_K} of {res.get('n_users', 0):,} users (candidates: the items each did not rate in training):")
-        print(_ranking_table({'tabcollab': res, 'most popular': _most_popular(dls)}) if res else "no validation rating is a positive")
+        print(f"validation ranking at {_K} of {res.get('n_users', 0):,} users "
+              "(candidates: the items each did not rate in training):")
+        print(_ranking_table({'tabcollab': res, 'most popular': _most_popular(dls)}) if res
+              else "no validation rating is a positive")
     else:
         with learn.no_bar(): preds,targs = learn.get_preds()
         base = BiasBaseline().fit(train.user, train.item, train.rating).predict(valid.user, valid.item)
-        print(f"validation RMSE: {rmse_of(preds, targs):.4f} (tabcollab)   {rmse_of(base, valid.rating):.4f} (user + item bias baseline)")
+        print(f"validation RMSE: {rmse_of(preds, targs):.4f} (tabcollab)   "
+              f"{rmse_of(base, valid.rating):.4f} (user + item bias baseline)")
     _save(learn, out, format)
     print(f"saved the {'ranking' if implicit else 'rating'} model to {out} ({format})")
     return learn
@@ -205,7 +219,7 @@ def tabcollab_recommend(
     all_users:bool=False, # Recommend to every user the model knows (instead of --user)
     N:int=10, # How many items per user
 ):
-    "The top-n items each user has not rated yet, with their titles, genres and predicted ratings (scores: ranking models)"
+    "The top-n items each user has not rated yet, with titles, genres and predicted ratings (scores: ranking models)"
     if user is None and not all_users: raise ValueError("--user is required (or --all-users for every user)")
     if user is not None and all_users: raise ValueError("--user and --all-users: give one of them")
     N = _check_int(N, '-n/--n')
@@ -217,7 +231,8 @@ def tabcollab_recommend(
     recs = learn.recommend(users if users is None or len(users)>1 else users[0], n=N)
     for c in ds.multicat_names:
         if c in recs: recs[c] = recs[c].map('|'.join)
-    who = f"all {ds.n_users-1:,} users" if users is None else f"user{'s' if len(users)>1 else ''} {', '.join(map(str, users))}"
+    who = (f"all {ds.n_users-1:,} users" if users is None
+           else f"user{'s' if len(users)>1 else ''} {', '.join(map(str, users))}")
     print(f"We recommend to {who}:")
     print(recs.to_string(index=False, float_format=lambda x: f'{x:.2f}'))
     return recs
@@ -230,12 +245,13 @@ def _eval_ratings(data, split):
         return ratings.iloc[valid_idx]
     path = Path(data).expanduser()
     if path.is_file(): return read_ratings(path)
-    if not path.exists() and path.suffix in ('.csv','.tsv','.test','.base','.data'): raise FileNotFoundError(f"--data {data}: no such file")
+    if not path.exists() and path.suffix in ('.csv','.tsv','.test','.base','.data'):
+        raise FileNotFoundError(f"--data {data}: no such file")
     return _ratings_and_items(data)[0]
 
 # %% ../nbs/08_cli.ipynb #9a8b7c6d
 def _say_overlap(ds, ratings, data):
-    "Say (on stderr) how many rows are training pairs of the model, and how many have a user or an item it does not know"
+    "Say (on stderr) how many rows are training pairs of the model, and how many have a user or item it does not know"
     u,i = [pd.Index(list(ds.classes[c])).get_indexer(ratings[c]) for c in (ds.roles.user, ds.roles.item)]
     n,known = len(ratings),(u>0)&(i>0)
     new_u,new_i = int((u<=0).sum()),int((i<=0).sum())
@@ -243,14 +259,16 @@ def _say_overlap(ds, ratings, data):
     if trained: print(f"{trained:,} of {n:,} rows of {data} are (user, item) pairs the model was trained on: scores on "
                       "them are optimistic (evaluate on held-out ratings)", file=sys.stderr)
     if new_u or new_i:
-        print(f"{new_u:,} of {n:,} rows ({new_u/n:.0%}) have a user the model does not know, {new_i:,} ({new_i/n:.0%}) an "
-              "item it does not know: they are predicted as an average user, or from the item's genres" +
-              (" (most rows: is this the data the model was trained on?)" if max(new_u, new_i)>n/2 else ""), file=sys.stderr)
+        print(f"{new_u:,} of {n:,} rows ({new_u/n:.0%}) have a user the model does not know, "
+              f"{new_i:,} ({new_i/n:.0%}) an item it does not know: they are predicted as an average user, "
+              "or from the item's genres" +
+              (" (most rows: is this the data the model was trained on?)" if max(new_u, new_i)>n/2 else ""),
+              file=sys.stderr)
 
 @call_parse
 def tabcollab_evaluate(
     model:str='model.safetensors', # A model saved by `tabcollab train` (either format)
-    data:str=None, # A ratings file, a MovieLens folder or release name (all its ratings), or with --split a ml-100k folder
+    data:str=None, # A ratings file, MovieLens folder or release (all its ratings), or with --split a ml-100k folder
     split:str=None, # Evaluate on the test file of an official ml-100k split: u1..u5, ua, ub
     min_rating:float=None, # The relevant ratings are those >= this (default: the model's own --min-rating, else 4)
 ):
@@ -283,8 +301,8 @@ def tabcollab_evaluate(
     rank = RankingEval(_K, min_rating=m).compute(learn, dl)
     rule = f"rated >= {m:g}" if ro.rating is not None else "every row"
     if rank.get('n_relevant_in_train'):
-        print(f"{rank['n_relevant_in_train']:,} relevant rows are ratings the model was trained on: not candidates, left out "
-              f"(evaluate on held-out ratings)", file=sys.stderr)
+        print(f"{rank['n_relevant_in_train']:,} relevant rows are ratings the model was trained on: "
+              "not candidates, left out (evaluate on held-out ratings)", file=sys.stderr)
     if not rank: print(f"no row of a known user and item is relevant ({rule}): no ranking metrics")
     else:
         print(f"ranking at {_K} of {rank['n_users']:,} users (relevant: {rule}; "

@@ -12,6 +12,7 @@ from fastai.tabular.all import *
 from .encoding import *
 from .side import *
 from .core import *
+import warnings
 
 # %% ../nbs/00c_collab.ipynb #3dd027b2
 class CollabRoles:
@@ -32,11 +33,14 @@ class CollabRoles:
 
     def side(self, name) -> str:
         "'item', 'user' or 'row' (neither): the side input `name` describes (`x_na`, made by `FillMissing`, is `x`'s)"
-        base = name[:-3] if isinstance(name, str) and name.endswith('_na') and name[:-3] in self.item_side+self.user_side else name
+        sides = self.item_side+self.user_side
+        base = name[:-3] if isinstance(name, str) and name.endswith('_na') and name[:-3] in sides else name
         return 'item' if base in self.item_side else 'user' if base in self.user_side else 'row'
 
     def state(self) -> dict: return dict(vars(self))
-    def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k,v in vars(self).items() if v not in (None, False))})"
+    def __repr__(self):
+        args = ', '.join(f'{k}={v!r}' for k,v in vars(self).items() if v not in (None, False))
+        return f"{type(self).__name__}({args})"
 
 # %% ../nbs/00c_collab.ipynb #063873a4
 def pair_codes(users:np.ndarray, items:np.ndarray, n_items:int) -> np.ndarray:
@@ -67,7 +71,7 @@ class TabularCollabMultiCat(TabularMultiCat):
     "A `TabularMultiCat` of ratings or interactions: the columns' roles, who rated what, each item's count and mean"
     _carry = TabularMultiCat._carry + ('roles','rated','train_rated','item_stats')
     def __init__(self, df, *args,
-                 roles:CollabRoles=None, # The columns' roles (default: user, item, rating: the first categories, the target)
+                 roles:CollabRoles=None, # Column roles (default: user, item, rating: the first categories, the target)
                  rated:np.ndarray=None, # `pair_codes` of every row, training and validation (set by `setup`)
                  train_rated:np.ndarray=None, # `pair_codes` of the training rows (set by `setup`)
                  item_stats:pd.DataFrame=None, # Count and mean rating per item code (set by `setup`)
@@ -91,11 +95,26 @@ class TabularCollabMultiCat(TabularMultiCat):
         total = (np.bincount(i, self.items[r].to_numpy(np.float64), self.n_items) if r in self.items.columns
                  else np.full(self.n_items, np.nan))
         self.item_stats = pd.DataFrame({'count': count, 'mean_rating': total/np.maximum(count, 1)})
+        self._warn_repeats()
+
+    def _warn_repeats(self):
+        "Warn about rows that repeat another's (user, item) pair: exact copies, and new ratings of a rated item"
+        n = len(self.items)-len(self.rated)  # `rated` holds each pair once
+        if not n: return
+        r = self.roles.rating
+        cols = [self.roles.user, self.roles.item] + ([r] if r in self.items.columns else [])
+        copies = int(self.items[cols].duplicated().sum())
+        what = f"{copies:,} exact cop{'y' if copies==1 else 'ies'}, {n-copies:,} other rating(s) of the pair"
+        warnings.warn(f"{n:,} of {len(self.items):,} rows repeat the (user, item) pair of another row ({what}): "
+                      "each counts in training as a rating of its own; drop the copies (ratings.drop_duplicates()) "
+                      "if they are mistakes", stacklevel=4)
 
     def process(self, check:bool=True):
         r = self.roles.rating if self.roles is not None else None
-        if check and r is not None and r in self.items.columns and (r in self.y_names or self.roles.min_rating is not None):
-            self.items[r] = real_values(self.items[r], r, 'rating')  # a test frame's ratings, checked like the training ones
+        has_r = r is not None and r in self.items.columns
+        if check and has_r and (r in self.y_names or self.roles.min_rating is not None):
+            # a test frame's ratings, checked like the training ones
+            self.items[r] = real_values(self.items[r], r, 'rating')
         super().process(check)
 
     def positives(self) -> np.ndarray:
@@ -110,7 +129,7 @@ class TabularCollabMultiCat(TabularMultiCat):
         return self.rated[lo:hi] - user_code*self.n_items
 
     def seen(self, user_codes, train_only:bool=False) -> Tensor:
-        "(users x items) mask of the items each of `user_codes` rated (training rows only with `train_only`); `#na#` always"
+        "(users x items) mask of items each of `user_codes` rated (training rows only if `train_only`); `#na#` always"
         mask = seen_mask(self.train_rated if train_only else self.rated, user_codes, self.n_items)
         mask[:,0] = True
         return mask

@@ -10,7 +10,7 @@ __all__ = ['real_values', 'TabularMultiCat', 'MultiCategorify', 'TabularTensors'
 # %% ../nbs/00b_core.ipynb #f5c0a959
 from fastai.tabular.all import *
 from .encoding import *
-from .encoding import _show, _check_int, _as_idx
+from .encoding import _show, _as_idx
 from .side import *
 import warnings
 
@@ -48,7 +48,7 @@ def _plain_ids(df, cat_names, check:bool=True):
     return df
 
 def _check_conts(df, cont_names, n_train:int=None):
-    "`df` with its continuous columns as numbers; raise on text, infinite values, or (in the `n_train` first rows) no value"
+    "`df` with its continuous columns as numbers; raise on text, infinities, or (in the `n_train` first rows) no value"
     new = {}
     for c in [c for c in L(cont_names) if c in df.columns]:
         col = df[c]
@@ -58,24 +58,26 @@ def _check_conts(df, cont_names, n_train:int=None):
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise TypeError(f"continuous column '{c}' holds {int(bad.sum())} value(s) that are not numbers, e.g. "
-                                f"{_show(col.iloc[i])} at row {_show(df.index[i])}: make it numeric, or list it in cat_names")
+                                f"{_show(col.iloc[i])} at row {_show(df.index[i])}: "
+                                "make it numeric, or list it in cat_names")
             col = new[c] = num.astype(np.float64)
         if pd.api.types.is_bool_dtype(col.dtype): continue
         v = col.to_numpy(dtype=np.float64, na_value=np.nan)
         bad = np.isinf(v)
         if bad.any():
-            raise ValueError(f"continuous column '{c}' holds {int(bad.sum())} infinite value(s), e.g. {v[bad][0]} at row "
-                             f"{_show(df.index[np.flatnonzero(bad)[0]])}: replace them (missing values are filled by FillMissing)")
+            raise ValueError(f"continuous column '{c}' holds {int(bad.sum())} infinite value(s), e.g. {v[bad][0]} "
+                             f"at row {_show(df.index[np.flatnonzero(bad)[0]])}: "
+                             "replace them (missing values are filled by FillMissing)")
         if n_train and np.isnan(v[:n_train]).all():
-            raise ValueError(f"continuous column '{c}' has no value in the {n_train:,} training rows: there is nothing to "
-                             "learn from it (and it would make every prediction NaN); drop it from cont_names")
+            raise ValueError(f"continuous column '{c}' has no value in the {n_train:,} training rows: there is nothing "
+                             "to learn from it (and it would make every prediction NaN); drop it from cont_names")
     if not new: return df
     df = df.copy(deep=False)
     for c,col in new.items(): df[c] = col
     return df
 
 def _find_proc(procs, cls, exact:bool=False):
-    "The first of `procs` (instances or classes, or a `Pipeline`) that is a `cls` (not a subclass, with `exact`), or None"
+    "The first of `procs` (instances, classes, or a `Pipeline`) that is a `cls` (not a subclass, with `exact`), or None"
     def match(p):
         t = p if isinstance(p, type) else type(p)
         return t is cls if exact else issubclass(t, cls)
@@ -85,14 +87,16 @@ def _unfillable(procs, cont_names) -> list:
     "Continuous columns that must not hold NaN: all without a `FillMissing`; with a set-up one, those it saw no NaN in"
     fm = _find_proc(procs, FillMissing)
     if fm is None: return L(cont_names)
-    return [] if isinstance(fm, type) or not hasattr(fm, 'na_dict') else [c for c in L(cont_names) if c not in fm.na_dict]
+    if isinstance(fm, type) or not hasattr(fm, 'na_dict'): return []
+    return [c for c in L(cont_names) if c not in fm.na_dict]
 
 def _train_first(df, splits):
     "Rows of `df` reordered train first then valid (vectorised: `Tabular` would sum Python lists of indices)"
     idxs = [np.asarray(s, dtype=np.int64).reshape(-1) for s in splits]
     for s in idxs:
         if len(s) and (s.min()<0 or s.max()>=len(df)):
-            raise IndexError(f"split index {s.max() if s.max()>=len(df) else s.min()} is out of range for a frame of {len(df)} rows")
+            raise IndexError(f"split index {s.max() if s.max()>=len(df) else s.min()} "
+                             f"is out of range for a frame of {len(df)} rows")
     return df.iloc[np.concatenate(idxs)],len(idxs[0])
 
 def real_values(col:pd.Series, name=None, what:str='target') -> pd.Series:
@@ -114,11 +118,11 @@ class TabularMultiCat(TabularPandas):
                  multicat_names=None, # List-valued columns: lists, `sep`-separated strings, or flag groups
                  sep:str='|', # Separator of string cells
                  flag_groups:dict=None, # {name: [0/1 columns]} for multi-category columns stored as flags
-                 meta:pd.DataFrame|dict|SideTables=None, # Side table (one row per `meta_on` key), {key column: side table}, or `SideTables`
+                 meta:pd.DataFrame|dict|SideTables=None, # A frame on `meta_on`, {key column: frame}, or `SideTables`
                  meta_on:str=None, # Column of `df` (and `meta`) to join a single `meta` frame on
                  bags:dict=None, # Encoded `Bags` per multi-category column (set by `MultiCategorify`)
                  splits=None, do_setup=True,
-                 inplace=False, # Accepted as fastai does; frames are never deep-copied (pandas' copy-on-write protects them)
+                 inplace=False, # Accepted as fastai does; frames are never deep-copied (copy-on-write protects them)
                  reduce_memory=True, **kwargs):
         self.side = meta if isinstance(meta, SideTables) else SideTables(meta, meta_on, flag_groups)
         if isinstance(meta, SideTables) and flag_groups: self.side.flag_groups.update(flag_groups)
@@ -139,7 +143,8 @@ class TabularMultiCat(TabularPandas):
         if reduce_memory: df = df.astype(df_shrink_dtypes(df, skip=self._no_shrink(df, cat_names)))
         # No deep copy (`inplace=True`): pandas' copy-on-write already keeps the caller's frame (and the parent of a
         # subset) untouched, and copies of ML-25M-sized frames cost gigabytes
-        super().__init__(df, procs, cat_names, cont_names, y_names, do_setup=do_setup, inplace=True, reduce_memory=False, **kwargs)
+        super().__init__(df, procs, cat_names, cont_names, y_names, do_setup=do_setup,
+                         inplace=True, reduce_memory=False, **kwargs)
         self.split = self.n_train
 
     @property
@@ -152,7 +157,8 @@ class TabularMultiCat(TabularPandas):
         # floats become float32 (ids above 2**24 merge) and strings `category` (whose categories, validation-only ids
         # included, `Categorify` would then take as its classes): only integer ids are shrunk
         ids = [c for c in L(cat_names) if c in df.columns and not pd.api.types.is_integer_dtype(df[c].dtype)]
-        return ids + [c for c in df.columns if c in self.multicat_names or any(c in g for g in self.flag_groups.values())
+        return ids + [c for c in df.columns if c in self.multicat_names
+                      or any(c in g for g in self.flag_groups.values())
                       or (df[c].dtype==object and pd.api.types.infer_dtype(df[c], skipna=True)=='mixed')]
 
     def _check_cols(self, df, cat_names, cont_names):
@@ -166,8 +172,9 @@ class TabularMultiCat(TabularPandas):
             if on is not None: return [on]
             return [f for f in self.flag_groups[c] if f not in df.columns] if c in self.flag_groups else [c]
         missing = [c for c in dict.fromkeys(x for c in wanted for x in names(c)) if c not in df.columns]
-        if missing: raise KeyError(f"column(s) {missing} not found; columns present: {list(df.columns)}" +
-                                   ''.join(f", in the side table on '{on}': {list(t.columns)}" for on,t in self.side.items()))
+        if missing:
+            tables = ''.join(f", in the side table on '{on}': {list(t.columns)}" for on,t in self.side.items())
+            raise KeyError(f"column(s) {missing} not found; columns present: {list(df.columns)}" + tables)
 
     @staticmethod
     def made_cols(cont_names) -> set:
@@ -182,12 +189,14 @@ class TabularMultiCat(TabularPandas):
     def setup_side(self):
         "Record in the side tables what rows made for unknown keys hold: `#na#`, `unknown_cont`, a valid target"
         made,cat = self.made_cols(self.cont_names),_find_proc(self.procs, Categorize, exact=True)
-        self.side.setup([c for c in self.cat_names if c not in made], {c: self.unknown_cont(c) for c in self.cont_names},
+        self.side.setup([c for c in self.cat_names if c not in made],
+                        {c: self.unknown_cont(c) for c in self.cont_names},
                         self.multicat_names, {n: cat.vocab[0] if cat is not None else 0. for n in self.y_names})
 
     def process(self, check:bool=True):
         "Process new rows (`test_dl`): join the side tables, check them once (`check`), then run the procs"
-        self.items = self.side.join(self.items, self.cat_names+self.cont_names, _unfillable(self.procs, self.cont_names))
+        self.items = self.side.join(self.items, self.cat_names+self.cont_names,
+                                    _unfillable(self.procs, self.cont_names))
         self.items = _plain_ids(self.items, self.cat_names, check=False)
         if check:  # the boundary of new rows: rows tabcollab makes itself (`SideTables.rows`) need none
             self._check_cols(self.items, self.cat_names, self.cont_names)
@@ -196,12 +205,12 @@ class TabularMultiCat(TabularPandas):
         super().process()
 
     def _warn_id_kinds(self):
-        "Warn when new rows give a categorical column ids of another kind than its classes ('196' for 196): all would be #na#"
+        "Warn when new rows give a categorical column ids of another kind than its classes ('196' for 196): all #na#"
         cat = _find_proc(self.procs, Categorify)
         for c in self.cat_names:
             if cat is None or c not in getattr(cat, 'classes', {}) or c not in self.items.columns: continue
             try: a = key_kind(self.items[c], c)
-            except TypeError: a = 'mixed'  # new rows may mix kinds: those unlike the classes are #na#, as unknown ids are
+            except TypeError: a = 'mixed'  # new rows may mix kinds: those unlike the classes are #na#, as unknown ids
             # the classes are sorted, so of one kind: a few tell it (all of them cost 20 ms a call at 160,000 users)
             try: b = key_kind(pd.Series(list(cat.classes[c][1:51]), dtype=object), c)
             except TypeError: continue  # classes of several kinds (a `category` column's): nothing to compare
@@ -295,7 +304,8 @@ class MultiCategorify(TabularProc):
                            f"{list(to.items.columns)}")
         side = self.side_bags[n]
         pos = to.side.positions(to.items[on], on)
-        ids = np.where(pos<0, len(side), pos).astype(np.int32)  # unknown keys: the `#na#` bag just after the side table's
+        # unknown keys: the `#na#` bag just after the side table's
+        ids = np.where(pos<0, len(side), pos).astype(np.int32)
         table = [side, Bags.na()]
         if vals is not None and len(vals):  # rows carrying their own list use it
             rows,inv = np.unique(vals.index.to_numpy(), return_inverse=True)

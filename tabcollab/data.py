@@ -19,18 +19,19 @@ import warnings
 
 # %% ../nbs/01_data.ipynb #cd132858
 def _targets(to):
-    "Targets of `to` as a tensor (class codes as int64, real values as float32), or `None` when it has none (a test set)"
+    "Targets of `to` as a tensor (class codes as int64, real values as float32), or `None` if it has none (a test set)"
     if not to.y_names or any(n not in to.items.columns for n in to.y_names): return None
     ys = to.items[list(to.y_names)]
     cat = _find_proc(to.procs, Categorize)
     if cat is not None:
         codes = _tensor(ys, to.y_names, np.int64)
-        bad = ((codes<0) | (codes>=len(cat.vocab))).any(1) if type(cat) is Categorize else torch.zeros(len(codes), dtype=torch.bool)
+        if type(cat) is Categorize: bad = ((codes<0) | (codes>=len(cat.vocab))).any(1)
+        else: bad = torch.zeros(len(codes), dtype=torch.bool)
         if bad.any():  # fastai's `fit` would fail later with "Target -1 is out of bounds"
             i = int(bad.nonzero()[0,0])
             raise ValueError(f"target column(s) {list(to.y_names)}: {int(bad.sum())} row(s) have no class, e.g. row "
-                             f"{_show(to.items.index[i])} (a missing label, or a class only the validation rows have; the "
-                             f"classes: {list(cat.vocab)[:10]})")
+                             f"{_show(to.items.index[i])} (a missing label, or a class only the validation rows have; "
+                             f"the classes: {list(cat.vocab)[:10]})")
         return codes
     # a regression target is real whatever its dtype: an object column ('4.5') is not truncated to an int
     return _tensor(pd.DataFrame({n: real_values(ys[n], n) for n in to.y_names}), to.y_names, np.float32)
@@ -38,7 +39,7 @@ def _targets(to):
 # %% ../nbs/01_data.ipynb #aaedf03b
 @delegates()
 class MultiCatDataLoader(TfmdDL):
-    "A `TfmdDL` over a `TabularMultiCat` whose batches `(cats, conts, *bags, y)` are built by indexing tensors made once"
+    "A `TfmdDL` of a `TabularMultiCat` whose batches `(cats, conts, *bags, y)` are built by indexing tensors made once"
     def __init__(self, dataset, bs=64, shuffle=False, num_workers=0, **kwargs):
         super().__init__(dataset, bs=bs, shuffle=shuffle, num_workers=num_workers, **kwargs)
         self.fixed_idxs,self.x,self.ys = None,TabularTensors(dataset),_targets(dataset)
@@ -50,7 +51,8 @@ class MultiCatDataLoader(TfmdDL):
     def get_idxs(self):
         "Indices of an epoch, as one tensor (a permutation drawn from this loader's `rng` when shuffling)"
         if self.fixed_idxs is not None: idxs = self.fixed_idxs
-        elif self.shuffle: idxs = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.rng.randint(0, 2**32-1)))
+        elif self.shuffle:
+            idxs = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.rng.randint(0, 2**32-1)))
         else: idxs = torch.arange(self.n)
         self.epoch_idxs = idxs  # for `sample` (fastai keeps them in the name-mangled `_DataLoader__idxs`)
         return idxs
@@ -116,8 +118,10 @@ def _splits(n, valid_idx=None, valid_pct=0.2, seed=None):
         if valid.dtype==bool:  # a mask over the rows, as `df.index.isin(...)` or `df.year>1997` give
             if len(valid)!=n: raise ValueError(f"valid_idx is a mask of {len(valid)} values for a frame of {n} rows")
             valid = np.flatnonzero(valid)
-        if len(valid) and (valid.dtype.kind not in 'iuf' or (valid.dtype.kind=='f' and not np.all(valid==np.round(valid)))):
-            raise TypeError(f"valid_idx holds row positions (ints) or a mask, got {valid.dtype} values such as {valid[0]!r}")
+        k = valid.dtype.kind
+        if len(valid) and (k not in 'iuf' or (k=='f' and not np.all(valid==np.round(valid)))):
+            raise TypeError("valid_idx holds row positions (ints) or a mask, "
+                            f"got {valid.dtype} values such as {valid[0]!r}")
         valid = valid.astype(np.int64)
         bad = valid[(valid<0) | (valid>=n)]
         if len(bad): raise IndexError(f"valid_idx holds {bad[0]}, out of range for a frame of {n} rows")
@@ -158,7 +162,8 @@ class TabularMultiCatDataLoaders(TabularDataLoaders):
         bs = _check_int(bs, 'bs')
         if val_bs is not None: val_bs = _check_int(val_bs, 'val_bs')
         procs = ifnone(procs, [Categorify, MultiCategorify, FillMissing, Normalize])
-        tkw = {k: kwargs.pop(k) for k in ['sep','flag_groups','meta','meta_on','inplace','reduce_memory','roles'] if k in kwargs}
+        keys = ['sep','flag_groups','meta','meta_on','inplace','reduce_memory','roles']
+        tkw = {k: kwargs.pop(k) for k in keys if k in kwargs}
         to = cls._to_type(df, procs, cat_names, cont_names, y_names, multicat_names=multicat_names, y_block=y_block,
                           splits=_splits(len(df), valid_idx, valid_pct, seed), **tkw)
         # fastai drops the last partial training batch: with fewer rows than `bs` that would be every row
@@ -170,7 +175,7 @@ TabularMultiCatDataLoaders._to_type = TabularMultiCat
 
 # %% ../nbs/01_data.ipynb #85dd0af2
 def _users_by_item(pairs:np.ndarray, n_items:int) -> tuple:
-    "(offsets, users): the users of item `i` are `users[offsets[i]:offsets[i+1]]`, from sorted `user*n_items+item` codes"
+    "(offsets, users): item `i`'s users are `users[offsets[i]:offsets[i+1]]`, from sorted `user*n_items+item` codes"
     items = pairs % n_items
     users = torch.from_numpy((pairs // n_items)[np.argsort(items, kind='stable')].astype(np.int32))  # half the memory
     return torch.from_numpy(np.concatenate([[0], np.cumsum(np.bincount(items, minlength=n_items))])),users
@@ -184,7 +189,8 @@ class CollabDataLoader(MultiCatDataLoader):
                  sampling:str='uniform', # 'uniform', or 'popularity' (training positives ** 0.75)
                  seen:str='train', # Whose interactions mask negatives: 'train' rows, or 'all' (training + validation)
                  **kwargs):
-        if sampling not in ('uniform','popularity'): raise ValueError(f"sampling must be 'uniform' or 'popularity', got {sampling!r}")
+        if sampling not in ('uniform','popularity'):
+            raise ValueError(f"sampling must be 'uniform' or 'popularity', got {sampling!r}")
         if n_neg<0: raise ValueError(f"n_neg must be >= 0, got {n_neg}")
         super().__init__(dataset, **kwargs)
         store_attr('n_neg,sampling,seen')
@@ -194,7 +200,8 @@ class CollabDataLoader(MultiCatDataLoader):
             self.rows = torch.from_numpy(np.flatnonzero(dataset.positives()))
             self.n = len(self.rows)
             self.users_of = _users_by_item(dataset.train_rated if seen=='train' else dataset.rated, dataset.n_items)
-            self.local = torch.full((dataset.n_users,), -1, dtype=torch.long)  # user code -> row of a batch's distinct users
+            # user code -> row of a batch's distinct users
+            self.local = torch.full((dataset.n_users,), -1, dtype=torch.long)
             count = torch.tensor(dataset.item_stats['count'].to_numpy(), dtype=torch.float64)
             w = count**0.75 if sampling=='popularity' else torch.ones_like(count)
             w[0] = 0  # never `#na#`
@@ -202,14 +209,15 @@ class CollabDataLoader(MultiCatDataLoader):
             self.neg_probs = (w/w.sum()).float()
 
     @property
-    def n_inp(self): return 2 + len(self.dataset.multicat_names) * (2 if self.implicit else 1) + (2 if self.implicit else 0)
+    def n_inp(self):
+        return 2 + len(self.dataset.multicat_names) * (2 if self.implicit else 1) + (2 if self.implicit else 0)
 
     def get_idxs(self):
         self.neg_rng = torch.Generator().manual_seed(self.rng.randint(0, 2**32-1))  # this epoch's negatives
         return super().get_idxs()
 
     def negatives(self, user_codes:Tensor) -> tuple:
-        "(item codes, offsets): `n_neg` drawn items, and `log(n_neg*q)` per (row, item), `inf` where a row's user saw the item"
+        "(item codes, offsets): `n_neg` drawn items; `log(n_neg*q)` per (row, item), `inf` where the row's user saw it"
         codes = torch.multinomial(self.neg_probs, self.n_neg, replacement=True, generator=self.neg_rng)
         offsets = torch.log(self.n_neg*self.neg_probs[codes]).expand(len(user_codes), -1)
         return codes,torch.where(self.seen_pairs(user_codes, codes), torch.inf, offsets)
@@ -223,7 +231,7 @@ class CollabDataLoader(MultiCatDataLoader):
         who = users[ragged_positions(starts, lens)]
         which = torch.repeat_interleave(torch.arange(len(codes)), lens)
         distinct,inv = torch.unique(user_codes.long(), return_inverse=True)
-        # `index_*` rather than `[]`: the lookup of ~100,000 users took 0.3 ms against 0.6-1.2 ms (int32 indices as they are)
+        # `index_*`, not `[]`: the lookup of ~100,000 users took 0.3 ms against 0.6-1.2 ms (int32 indices as they are)
         self.local.index_copy_(0, distinct, torch.arange(len(distinct)))
         row = self.local.index_select(0, who)
         self.local.index_fill_(0, distinct, -1)  # ready for the next batch
@@ -259,7 +267,8 @@ def _constant_per(ratings, key, cols) -> bool:
     "Is each of `cols` of `ratings` the same in every row of each `key` (evidence: some key has several rows)?"
     for c in cols:
         v = ratings[c].map(_hashable) if ratings[c].dtype==object else ratings[c]
-        groups = pd.DataFrame({'k': ratings[key].to_numpy(), 'v': v.to_numpy()}).groupby('k', sort=False, dropna=False)['v']
+        frame = pd.DataFrame({'k': ratings[key].to_numpy(), 'v': v.to_numpy()})
+        groups = frame.groupby('k', sort=False, dropna=False)['v']
         if (groups.nunique(dropna=False)>1).any(): return False
     return True
 
@@ -306,14 +315,16 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         **kwargs
     ):
         "Create `DataLoaders` from `ratings` and the list-valued metadata of `items`"
-        if not isinstance(ratings, pd.DataFrame): raise TypeError(f"ratings must be a DataFrame, got {type(ratings).__name__}")
+        if not isinstance(ratings, pd.DataFrame):
+            raise TypeError(f"ratings must be a DataFrame, got {type(ratings).__name__}")
         bs,cols = _check_int(bs, 'bs'),list(ratings.columns)
         pick = lambda n,i: ifnone(n, cols[i] if len(cols)>i else None)
         user_name,item_name = pick(user_name, 0),pick(item_name, 1)
-        if user_name==item_name: raise ValueError(f"user_name and item_name are both {user_name!r}: users and items need a column each")
+        if user_name==item_name:
+            raise ValueError(f"user_name and item_name are both {user_name!r}: users and items need a column each")
         rating_name = pick(rating_name, 2) if not implicit or min_rating is not None else rating_name
-        missing = [n for n in [user_name, item_name] + ([rating_name] if rating_name is not None or not implicit else [])
-                   if n not in cols]
+        needed = [user_name, item_name] + ([rating_name] if rating_name is not None or not implicit else [])
+        missing = [n for n in needed if n not in cols]
         if missing: raise KeyError(f"column(s) {missing} not found in ratings; columns present: {cols}")
         if len(ratings)==0: raise ValueError("ratings is empty")
         if min_rating is not None and not implicit: raise ValueError("min_rating goes with implicit=True")
@@ -321,16 +332,16 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         if rating_name is not None: ratings[rating_name] = real_values(ratings[rating_name], rating_name, 'rating')
         _warn_missing_ids(ratings, [user_name, item_name])
         flags = kwargs.pop('flag_groups', None) or {}
-        side = SideTables({k: t for k,t in [(item_name, items), (user_name, users)] if t is not None}, flag_groups=flags,
-                          names={item_name: 'items', user_name: 'users'})
+        side = SideTables({k: t for k,t in [(item_name, items), (user_name, users)] if t is not None},
+                          flag_groups=flags, names={item_name: 'items', user_name: 'users'})
         inputs = [*L(cat_names), *L(cont_names), *L(multicat_names)]
         side.check(ratings, [user_name, item_name, *inputs], L(multicat_names), L(cont_names))  # once, here
         ratings = _move_to_sides(ratings, side, inputs, flags, user_name, item_name)
         train_idx,valid_idx = _splits(len(ratings), valid_idx, valid_pct, seed)
         if implicit and rating_name is not None and not (ratings[rating_name].to_numpy()[train_idx]>=min_rating).any():
             r = ratings[rating_name]
-            raise ValueError(f"min_rating={min_rating:g}: no training rating is that high (they run from {r.min():g} to "
-                             f"{r.max():g}), so there is no positive to train on; lower min_rating")
+            raise ValueError(f"min_rating={min_rating:g}: no training rating is that high (they run from {r.min():g} "
+                             f"to {r.max():g}), so there is no positive to train on; lower min_rating")
         if n_ratings:
             if item_name in side and 'n_ratings' in side[item_name].columns:
                 raise ValueError("items already has a column 'n_ratings': pass n_ratings=False")
@@ -344,8 +355,9 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
             raise KeyError(f"title column '{title_name}' not found in items")
         inputs = [*L(cat_names), *L(cont_names), *L(multicat_names)]
         on_side = lambda k: [n for n in inputs if side.owner(n)==k and not has_multicat(ratings, n, flags)]
-        roles = CollabRoles(user_name, item_name, rating_name, title_name, item_side=on_side(item_name)+list(L(item_features)),
-                            user_side=on_side(user_name), implicit=implicit, min_rating=min_rating)
+        roles = CollabRoles(user_name, item_name, rating_name, title_name,
+                            item_side=on_side(item_name)+list(L(item_features)), user_side=on_side(user_name),
+                            implicit=implicit, min_rating=min_rating)
         used = [user_name, item_name, rating_name, *inputs, *[c for n in L(multicat_names) for c in flags.get(n, [n])]]
         ratings = ratings[[c for c in dict.fromkeys(used) if c in ratings.columns]]
         if implicit:
@@ -354,8 +366,8 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
             kwargs['dl_kwargs'] = [dict(dl, seen='train'), dict(dl, seen='all')]
         return super().from_df(ratings, procs=[Categorify, MultiCategorify, FillMissing, Normalize],
                                cat_names=[user_name, item_name, *L(cat_names)], cont_names=cont_names,
-                               y_names=None if implicit else rating_name, y_block=TransformBlock(),
-                               multicat_names=multicat_names, meta=side, roles=roles, valid_idx=valid_idx, bs=bs, **kwargs)
+                               y_names=None if implicit else rating_name, y_block=TransformBlock(), bs=bs,
+                               multicat_names=multicat_names, meta=side, roles=roles, valid_idx=valid_idx, **kwargs)
 
 # %% ../nbs/01_data.ipynb #adb05076
 TabularCollabMultiCat._dl_type = CollabDataLoader

@@ -14,7 +14,7 @@ from .data import MultiCatDataLoader
 
 # %% ../nbs/09_distributed.ipynb #083edfaa
 class DistributedMultiCatDL(DistributedDL):
-    "`DistributedDL` for a `MultiCatDataLoader`: the epoch's permutation shared as one tensor, each rank taking its slice"
+    "`DistributedDL` for a `MultiCatDataLoader`: the epoch's permutation shared as one tensor, each rank taking a slice"
     def get_idxs(self):
         idxs = self.dl.get_idxs().to(self.device or 'cpu')
         if torch.distributed.is_initialized(): torch.distributed.broadcast(idxs, 0)  # rank 0's order for everyone
@@ -26,11 +26,12 @@ class DistributedMultiCatDL(DistributedDL):
         self.epoch_idxs = idxs[self.rank*per:(self.rank+1)*per]
         return self.epoch_idxs
 
-    sample = MultiCatDataLoader.sample  # batches of indices of this rank's slice (there, `num_workers` is 1 and `offs` 0)
+    # batches of indices of this rank's slice (there, `num_workers` is 1 and `offs` 0)
+    sample = MultiCatDataLoader.sample
 
 # %% ../nbs/09_distributed.ipynb #d87263a8
 class MultiCatDistributedTrainer(DistributedTrainer):
-    "fastai's `DistributedTrainer`, wrapping `MultiCatDataLoader`s in `DistributedMultiCatDL` (any other loader as fastai does)"
+    "fastai's `DistributedTrainer`, wrapping `MultiCatDataLoader`s in `DistributedMultiCatDL` (other loaders as fastai)"
     def _wrap_dl(self, dl):
         if not isinstance(dl, MultiCatDataLoader) or isinstance(dl, DistributedDL): return super()._wrap_dl(dl)
         model = self.learn.model

@@ -16,7 +16,8 @@ BAG_PAD,BAG_NA = '#pad#','#na#'
 
 def _check_int(v, name:str, lo:int=1) -> int:
     "`v` as an int when it is a whole number >= `lo` (not a bool), else a `ValueError` naming argument `name`"
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v<lo: raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v<lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     return int(v)
 
 # %% ../nbs/00_encoding.ipynb #332b8ad6
@@ -25,7 +26,7 @@ def _as_idx(idx):
     return idx.long() if isinstance(idx, Tensor) else torch.tensor(np.asarray(idx), dtype=torch.long)
 
 def ragged_positions(starts:Tensor, lens:Tensor) -> Tensor:
-    "Positions `starts[i], ..., starts[i]+lens[i]-1` for every `i`, one after the other: the runs `starts`, `lens` flattened"
+    "Positions `starts[i], ..., starts[i]+lens[i]-1` for every `i`, one after the other: the runs flattened"
     ends = lens.cumsum(0)
     return torch.repeat_interleave(starts-(ends-lens), lens) + torch.arange(int(ends[-1]) if len(ends) else 0)
 
@@ -71,16 +72,18 @@ class Bags:
 
     def _pad(self, idx, starts, lens):
         "Padded `LongTensor` of the bags at `idx` that start at `starts` and hold `lens` values"
-        pos = torch.arange(max(int(lens.max()) if len(idx) else 0, 1))  # at least one column: `EmbeddingBag` needs a width
+        # at least one column: `EmbeddingBag` needs a width
+        pos = torch.arange(max(int(lens.max()) if len(idx) else 0, 1))
         flat = (starts[:,None]+pos).clamp(max=max(len(self.values)-1, 0))
         return torch.where(pos<lens[:,None], self.values[flat] if len(self.values) else 0, 0)
 
     def _padded(self):
-        "Every bag padded once (int32) with their lengths, when that is at most 4x the values and 2**24 cells; else None"
+        "Every bag padded once (int32) with their lengths, when at most 4x the values and 2**24 cells; else None"
         if '_padded_cache' not in self.__dict__:
             n,width = len(self),int(self.lengths.max()) if len(self) else 1
             small = n*width <= min(PAD_ONCE_MAX, 4*max(len(self.values), n)) and len(self.values) < 2**31
-            self._padded_cache = (self._pad(torch.arange(n), self.offsets[:-1], self.lengths).int(),self.lengths) if small else None
+            self._padded_cache = ((self._pad(torch.arange(n), self.offsets[:-1], self.lengths).int(),self.lengths)
+                                  if small else None)
         return self._padded_cache
 
     def __getitem__(self, idx):
@@ -115,9 +118,12 @@ def _check_cells(col, split, name, sep, labels):
     if len(other)==0: return
     lists = other.map(lambda o: isinstance(o, _list_types) and not isinstance(o, dict))
     ok = lists | other.map(_is_scalar)
-    if not ok.all(): _fail(name, labels[other.index[~ok][0]], other[~ok].iloc[0], "is not a list, a string or a missing value")
-    # numbers beside lists or strings are one-value lists; a column of numbers only is not a list column (as a numeric dtype)
-    if len(other)==col.notna().sum() and not lists.any(): _numbers_error(name, labels[other.index[0]], other.iloc[0], 'object', sep)
+    if not ok.all():
+        _fail(name, labels[other.index[~ok][0]], other[~ok].iloc[0], "is not a list, a string or a missing value")
+    # numbers beside lists or strings are one-value lists;
+    # a column of numbers only is not a list column (as a numeric dtype)
+    if len(other)==col.notna().sum() and not lists.any():
+        _numbers_error(name, labels[other.index[0]], other.iloc[0], 'object', sep)
 
 def _is_scalar(o):
     "Is `o` a single number (kept as a one-value list)?"
@@ -127,17 +133,20 @@ def _check_values(vals, name, labels):
     "Raise on values inside lists that are not scalars (nested lists, dicts...)"
     if pd.api.types.infer_dtype(vals, skipna=True) not in ('mixed','unknown-array'): return
     bad = vals.map(lambda o: not (isinstance(o, str) or _is_scalar(o) or o is None or o is pd.NA))
-    if bad.any(): _fail(name, labels[vals.index[bad][0]], vals[bad].iloc[0], "is inside a list: list values must be strings or numbers")
+    if bad.any():
+        i = vals.index[bad][0]
+        _fail(name, labels[i], vals[bad].iloc[0], "is inside a list: list values must be strings or numbers")
 
 def _whole(o):
-    "A float that is a whole number as an int (1.0 and 1 are one value, as `Categorify` takes them); anything else as it is"
+    "A float that is a whole number as an int (1.0 and 1 are one value, as in `Categorify`); anything else as it is"
     return int(o) if isinstance(o, (float,np.floating)) and np.isfinite(o) and float(o).is_integer() else o
 
 def _clean(vals):
     "Strip values, drop missing and empty ones; whole floats written as ints"
     vals = vals[vals.notna()]
-    if pd.api.types.infer_dtype(vals, skipna=True) in ('floating','mixed-integer-float','mixed'):
-        vals = pd.Series([str(_whole(o)) for o in vals], index=vals.index, dtype=object)  # `map` would make them floats again
+    if pd.api.types.infer_dtype(vals, skipna=True) not in ('string','integer','empty'):  # floats, maybe among others
+        # `map` would make them floats again
+        vals = pd.Series([str(_whole(o)) for o in vals], index=vals.index, dtype=object)
     vals = vals.astype(str).str.strip()
     return vals[vals.str.len()>0]
 
@@ -145,7 +154,7 @@ def _clean(vals):
 def _split(col, sep):
     "Each string cell of `col` split on `sep` (a list), NaN for the other cells"
     try: return col.str.split(sep, regex=False)
-    except AttributeError: return pd.Series(np.nan, index=col.index, dtype=object)  # pandas: an object column without strings
+    except AttributeError: return pd.Series(np.nan, index=col.index, dtype=object)  # an object column without strings
 
 def cell_values(col:pd.Series, sep:str='|', name:str=None) -> pd.Series:
     "One stripped string per (row position, value) of `col`, whose cells are lists or `sep`-separated strings"
@@ -169,7 +178,8 @@ def flag_values(df:pd.DataFrame, cols:list, name:str=None) -> pd.Series:
     bad = (flags.notna() & ~num.isin([0,1])).to_numpy()
     if bad.any():
         r,c = np.argwhere(bad)[0]
-        raise ValueError(f"flag group '{name}': column '{cols[c]}', row {_show(df.index[r])} holds {_show(flags.iloc[r,c])}; flag columns hold 0/1")
+        raise ValueError(f"flag group '{name}': column '{cols[c]}', row {_show(df.index[r])} holds "
+                         f"{_show(flags.iloc[r,c])}; flag columns hold 0/1")
     rows,idx = np.nonzero(num.fillna(0).to_numpy())
     return _clean(pd.Series(np.asarray(cols, dtype=object)[idx], index=rows))
 
@@ -183,12 +193,13 @@ def has_multicat(df:pd.DataFrame, name:str, flag_groups:dict=None) -> bool:
 
 # %% ../nbs/00_encoding.ipynb #72e5db2c
 class BagVocab(CategoryMap):
-    "A `CategoryMap` for bag values: 0 is padding, 1 is `#na#`, then the values, matched stripped and case-insensitively"
+    "A `CategoryMap` of bag values: 0 is padding, 1 is `#na#`, then the values, matched stripped and case-insensitively"
     def __init__(self, values:pd.Series):
         uniq = pd.DataFrame({'key':values.str.casefold().to_numpy(), 'val':values.to_numpy()}).drop_duplicates('key')
         uniq = uniq.sort_values('key', kind='stable')
         super().__init__(uniq['val'].tolist(), sort=False)
-        self.items = L([BAG_PAD, BAG_NA]) + self.items  # prepended after `CategoryMap`'s de-duplication: a value may be spelled '#na#'
+        # prepended after `CategoryMap`'s de-duplication: a value may be spelled '#na#'
+        self.items = L([BAG_PAD, BAG_NA]) + self.items
         self.o2i,self.keys = self.items.val2idx(),pd.Index(uniq['key'])
 
     def encode(self, values:pd.Series) -> np.ndarray:

@@ -34,13 +34,14 @@ def _user_codes(ds, users) -> np.ndarray:
     codes = np.maximum(pd.Index(list(known)).get_indexer(list(users)), 0)  # vectorised; unknown ids give 0
     if (codes==0).any():
         bad = list(users)[int(np.flatnonzero(codes==0)[0])]
-        raise KeyError(f"user {bad!r} is not among the model's {len(known)-1} users (e.g. {', '.join(map(str, known[1:4]))}, ...)")
+        raise KeyError(f"user {bad!r} is not among the model's {len(known)-1} users "
+                       f"(e.g. {', '.join(map(str, known[1:4]))}, ...)")
     return codes
 
 def _user_code(ds, user): return int(_user_codes(ds, [user])[0])
 
 def _ids(vocab) -> pd.Series:
-    "The ids of `vocab` (a `CategoryMap`, `#na#` left out) as a column: integers as int64, whatever the training frame shrank them to"
+    "Ids of `vocab` (a `CategoryMap`, `#na#` left out) as a column: integers as int64, whatever training shrank them to"
     ids = pd.Series(list(vocab[1:]))
     return ids.astype(np.int64) if pd.api.types.is_integer_dtype(ids.dtype) else ids
 
@@ -48,8 +49,8 @@ def _warn_untrained(learn):
     "Warn when `learn`'s model still has the random weights it was made with: its answers would mean nothing"
     m = learn.model
     if getattr(m, 'init_fingerprint', None) is not None and m.init_fingerprint==weights_fingerprint(m):
-        warnings.warn("this learner has not been trained: its model still has the random weights it started with, so its "
-                      "answers mean nothing yet; train it first (learn.fit_one_cycle(5))", stacklevel=3)
+        warnings.warn("this learner has not been trained: its model still has the random weights it started with, "
+                      "so its answers mean nothing yet; train it first (learn.fit_one_cycle(5))", stacklevel=3)
 
 def _batch(learn, df):
     "`df` processed by `dls.test_dl` as one batch (inputs only)"
@@ -90,7 +91,7 @@ def item_vectors(self:CollabMultiCatLearner) -> tuple:
 @patch
 def embeddings(self:CollabMultiCatLearner,
     kind:str='item', # 'user', 'item', or a multi-category (or extra categorical) column such as 'genres'
-) -> pd.DataFrame: # One row per value, indexed by title (items), id (users) or value; a `bias` column where the model has one
+) -> pd.DataFrame: # One row per value, index: title (items), id (users) or value; a `bias` column if the model has one
     "The embedding table of `kind`, one row per value (the item rows are the vectors the model uses)"
     ds,m,r = _collab_ds(self),self.model,_collab_ds(self).roles
     if kind in ('item', r.item):
@@ -100,9 +101,12 @@ def embeddings(self:CollabMultiCatLearner,
         w,voc = m.bag_embeds[ds.multicat_names.index(kind)].weight.detach(),ds.multicat_classes[kind]
         return _frame(*m.split_bias(w[2:].cpu()), list(voc[2:]))
     kinds = {'user': r.user, **{n: n for n in ds.cat_names if n!=r.item}}
-    if kind not in kinds: raise ValueError(f"kind must be 'user', 'item' or one of {[*kinds][1:] + list(ds.multicat_names)}, got {kind!r}")
+    if kind not in kinds:
+        raise ValueError(f"kind must be 'user', 'item' or one of {[*kinds][1:] + list(ds.multicat_names)}, "
+                         f"got {kind!r}")
     i = ds.cat_names.index(kinds[kind])
-    return _frame(*m.split_bias(m.embeds[i].weight.detach()[1:].cpu()), _ids(ds.classes[kinds[kind]]))  # int ids as int64, loaded or not
+    # int ids as int64, loaded or not
+    return _frame(*m.split_bias(m.embeds[i].weight.detach()[1:].cpu()), _ids(ds.classes[kinds[kind]]))
 
 # %% ../nbs/06_interpret.ipynb #593eee99
 def _pca(x, k):
@@ -120,11 +124,13 @@ def item_pca(self:CollabMultiCatLearner,
     ds = _collab_ds(self)
     frame,v,_ = self.item_vectors()
     if _check_int(n_components, 'n_components')>v.shape[1]:
-        raise ValueError(f"n_components must be at most the {v.shape[1]} factors of the item vectors, got {n_components}")
+        raise ValueError(f"n_components must be at most the {v.shape[1]} factors of the item vectors, "
+                         f"got {n_components}")
     stats = ds.item_stats.iloc[1:].reset_index(drop=True)
     frame = pd.concat([frame, stats], axis=1)
     keep = (frame['count']>min_ratings).to_numpy()
-    if keep.sum() < n_components: raise ValueError(f"only {keep.sum()} items are rated more than {min_ratings} times: lower `min_ratings`")
+    if keep.sum() < n_components:
+        raise ValueError(f"only {keep.sum()} items are rated more than {min_ratings} times: lower `min_ratings`")
     scores,comps = _pca(to_np(v)[keep].astype(np.float64), n_components)
     res = frame[keep].reset_index(drop=True)
     for i in range(n_components): res[f'PC{i+1}'] = scores[:,i]
@@ -141,7 +147,8 @@ def component_extremes(
     s = pca.sort_values(component, ascending=False)
     label = pca.attrs.get('label', pca.columns[0])
     cols = [label] + [c for c in pca.columns[1:] if c!=label and not c.startswith('PC')]
-    return pd.concat([s.head(k).assign(end='top'), s.tail(k)[::-1].assign(end='bottom')])[['end', *cols, component]].reset_index(drop=True)
+    res = pd.concat([s.head(k).assign(end='top'), s.tail(k)[::-1].assign(end='bottom')])
+    return res[['end', *cols, component]].reset_index(drop=True)
 
 # %% ../nbs/06_interpret.ipynb #8a63112d
 @patch
@@ -153,14 +160,16 @@ def plot_item_pca(self:CollabMultiCatLearner,
 ) -> tuple:
     "Scatter of the items on two principal components, the most rated ones labelled with their titles"
     for name,pc in (('x',x),('y',y)):
-        if not (isinstance(pc, str) and re.fullmatch(r'PC[1-9]\d*', pc)): raise ValueError(f"{name} must name a component, 'PC1', 'PC2'..., got {pc!r}")
+        if not (isinstance(pc, str) and re.fullmatch(r'PC[1-9]\d*', pc)):
+            raise ValueError(f"{name} must name a component, 'PC1', 'PC2'..., got {pc!r}")
     pca = self.item_pca(n_components=max(int(x[2:]), int(y[2:])), min_ratings=min_ratings)
     fig,ax = plt.subplots(figsize=figsize)
     ax.scatter(pca[x], pca[y], s=8, alpha=0.4, color='tab:blue')
     label = pca[pca.attrs['label']].astype(str)
     top = pca['count'].nlargest(n_labels).index
     ax.scatter(pca[x][top], pca[y][top], s=14, color='tab:red')
-    for i in top: ax.annotate(str(label[i]), (pca[x][i], pca[y][i]), xytext=(3,3), textcoords='offset points', fontsize=8)
+    for i in top:
+        ax.annotate(str(label[i]), (pca[x][i], pca[y][i]), xytext=(3,3), textcoords='offset points', fontsize=8)
     ax.set_xlabel(x); ax.set_ylabel(y); ax.set_title(f'Items rated more than {min_ratings} times')
     return fig,ax
 
@@ -192,7 +201,8 @@ def plot_genre_map(self:CollabMultiCatLearner,
     xy,_ = _pca(emb.to_numpy().astype(np.float64), 2)
     fig,ax = plt.subplots(figsize=figsize)
     ax.scatter(xy[:,0], xy[:,1], color='tab:orange')
-    for (px,py),name in zip(xy, emb.index): ax.annotate(str(name), (px,py), xytext=(4,4), textcoords='offset points', fontsize=10)
+    for (px,py),name in zip(xy, emb.index):
+        ax.annotate(str(name), (px,py), xytext=(4,4), textcoords='offset points', fontsize=10)
     ax.set_xlabel('PC1'); ax.set_ylabel('PC2'); ax.set_title(f'{col}: embeddings')
     return fig,ax
 
@@ -203,7 +213,7 @@ def _cosine(v, i):
     return v@v[i]
 
 def _item_pos(frame, item):
-    "Row of `item` (an id, or else a title) in the items frame (its first column is the id, its second the title if any)"
+    "Row of `item` (an id, else a title) in the items frame (its first column is the id, its second the title if any)"
     hits = np.flatnonzero(frame.iloc[:,0].to_numpy()==item)
     if not len(hits) and frame.shape[1]>1 and frame.columns[1]==frame.attrs.get('title'):
         hits = np.flatnonzero(frame.iloc[:,1].to_numpy()==item)
@@ -246,14 +256,15 @@ def recommend(self:CollabMultiCatLearner,
     n:int=10, # How many items per user
     exclude_seen:bool=True, # Leave out the items each user rated (training and validation rows)
     chunk:int=None, # Users scored at once (default: about 16M scores; memory stays bounded)
-) -> pd.DataFrame: # item, title, genres..., predicted (score for a ranking model); `user` and `rank` first for several users
-    "The `n` best items for `user` (or for each of several users) among the items the model knows, by predicted rating or ranking score"
+) -> pd.DataFrame: # item, title, genres..., predicted (`score` if ranking); `user` and `rank` first for several users
+    "The `n` best items the model knows for `user` (or each of several users), by predicted rating or ranking score"
     ds = _collab_ds(self)
     _warn_untrained(self)
     n = _check_int(n, 'n')
     if isinstance(user, bool): raise ValueError(f"user must be a user id, a list of them or None, got {user!r}")
     listy = is_listy(user) or isinstance(user, (np.ndarray, pd.Series, pd.Index))
-    if not listy and not isinstance(user, (str, bytes)) and hasattr(user, '__iter__'): user,listy = list(user),True  # a generator, dict keys...
+    # a generator, dict keys...
+    if not listy and not isinstance(user, (str, bytes)) and hasattr(user, '__iter__'): user,listy = list(user),True
     one = user is not None and not listy
     codes = _user_codes(ds, [user] if one else None if user is None else list(user))
     top,scores = top_items(self.model, ds, codes, n, exclude='seen' if exclude_seen else None, chunk=chunk)
@@ -278,7 +289,8 @@ def _explain_dot(m, b, ds):
     x_cat,x_cont,bags = b[0],b[1],b[2:2+len(ds.multicat_names)]
     u,_ = m.towers(x_cat, *bags)
     rows = [('user bias', 0., float(u[0,-1]))]
-    rows += [(_piece_label(ds, kind, col, code), float(u[0,:-1]@e[:-1]), float(e[-1])) for kind,col,code,e in m.item_pieces(x_cat, *bags)]
+    rows += [(_piece_label(ds, kind, col, code), float(u[0,:-1]@e[:-1]), float(e[-1]))
+             for kind,col,code,e in m.item_pieces(x_cat, *bags)]
     if m.cont is not None: rows.append(('continuous columns', 0., float(m.cont(x_cont)[0,0])))
     df = pd.DataFrame(rows, columns=['piece','fit','bias'])
     df['total'] = df.fit+df.bias
@@ -316,7 +328,8 @@ def explain(self:CollabMultiCatLearner,
     _user_code(ds, user)
     frame,_ = self.items_frame()
     known = set(frame.iloc[:,0])
-    if item not in known and frame.attrs.get('title') and item in set(frame[frame.attrs['title']]): item = frame.iloc[_item_pos(frame, item),0]
+    if item not in known and frame.attrs.get('title') and item in set(frame[frame.attrs['title']]):
+        item = frame.iloc[_item_pos(frame, item),0]
     b = _batch(self, ds.side.rows({ds.roles.user: [user], ds.roles.item: [item]}))
     m = self.model.eval()
     with torch.no_grad():
@@ -324,5 +337,6 @@ def explain(self:CollabMultiCatLearner,
         df = _explain_dot(m, b, ds)
         total = df.total.sum()
         pred = float(m(*b)[0,0])
-    return pd.concat([df, pd.DataFrame([('total', df.fit.sum(), df.bias.sum(), total), ('prediction', np.nan, np.nan, pred)],
-                                       columns=df.columns)], ignore_index=True)
+    tail = pd.DataFrame([('total', df.fit.sum(), df.bias.sum(), total), ('prediction', np.nan, np.nan, pred)],
+                        columns=df.columns)
+    return pd.concat([df, tail], ignore_index=True)

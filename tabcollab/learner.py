@@ -30,7 +30,7 @@ def rating_range(dls, pad:float=0.5) -> tuple:
     return (float(ys.min())-pad, float(ys.max())+pad)
 
 def _y_range(dls, y_range=None, pad:float=0.5) -> tuple:
-    "`y_range`, by default `rating_range(dls)`; a range that ends at the lowest or highest rating is widened by `pad` there"
+    "`y_range`, by default `rating_range(dls)`; one ending at the lowest or highest rating is widened by `pad` there"
     if y_range is None: return rating_range(dls, pad)
     (lo,hi),(a,b) = rating_range(dls, pad=0),map(float, y_range)
     if not a<b: raise ValueError(f"y_range={tuple(y_range)}: its low end must be below its high end")
@@ -39,14 +39,14 @@ def _y_range(dls, y_range=None, pad:float=0.5) -> tuple:
                          f"the model could never predict them; give a range around them, e.g. ({lo-pad:g}, {hi+pad:g})")
     if a==lo or b==hi:  # fastai's habit, y_range=(1, 5) for ratings 1..5: `sigmoid_range` never reaches its ends
         new = (a-pad if a==lo else a, b+pad if b==hi else b)
-        warnings.warn(f"y_range={tuple(y_range)} ends at the ratings' {'lowest' if a==lo else 'highest'} value, which the "
-                      f"model's sigmoid can only approach: using y_range={new}", stacklevel=3)
+        warnings.warn(f"y_range={tuple(y_range)} ends at the ratings' {'lowest' if a==lo else 'highest'} value, "
+                      f"which the model's sigmoid can only approach: using y_range={new}", stacklevel=3)
         return new
     return (a,b)
 
 # %% ../nbs/04_learner.ipynb #e8e67eeb
 class MSELossPlain(BaseLoss):
-    "`MSELossFlat` on plain tensors: fastai's wraps them in `TensorBase`, whose `__torch_function__` costs ~0.2 ms a batch"
+    "`MSELossFlat` on plain tensors: fastai's puts them in `TensorBase`, whose `__torch_function__` costs ~0.2 ms/batch"
     def __init__(self): super().__init__(nn.MSELoss, floatify=True, is_2d=False)
     def __call__(self, inp, targ, **kwargs): return self.func(inp.reshape(-1), targ.reshape(-1).float(), **kwargs)
 
@@ -55,8 +55,9 @@ class InPlaceZeroGrad(OptimWrapper):
     def zero_grad(self): self.opt.zero_grad(set_to_none=False)
 
 def fast_adam(params, **kwargs):
-    "fastai's `Adam` (decoupled weight decay) as PyTorch's fused `AdamW` in an `OptimWrapper`: no Python loop per parameter"
-    return InPlaceZeroGrad(params, opt=partial(torch.optim.AdamW, fused=True), **merge(dict(betas=(0.9,0.99), eps=1e-5), kwargs))
+    "fastai's `Adam` (decoupled weight decay) as torch's fused `AdamW` in `OptimWrapper`: no Python loop per parameter"
+    return InPlaceZeroGrad(params, opt=partial(torch.optim.AdamW, fused=True),
+                           **merge(dict(betas=(0.9,0.99), eps=1e-5), kwargs))
 
 # %% ../nbs/04_learner.ipynb #4a420259
 @functools.cache
@@ -87,13 +88,14 @@ class MultiCatLearner(TabularLearner):
             for cb in self._event_cbs(e): cb(e)
 
     def _event_cbs(self, event_name):
-        "The callbacks that run at `event_name`, in order: kept for the current callbacks only (rebuilt when they change)"
+        "The callbacks that run at `event_name`, in order: cached for the current callbacks (rebuilt when they change)"
         key = tuple(map(id, self.cbs))
         if self.__dict__.get('_cbs_key')!=key: self.__dict__.update(_cbs_key=key, _cbs_cache={})
         cache = self.__dict__['_cbs_cache']
         if event_name not in cache:
             cbs = self.cbs.sorted('order')
-            cache[event_name] = [cb for cb in cbs if getattr(cb, event_name, None) is not None] if event_name in BATCH_EVENTS else cbs
+            if event_name in BATCH_EVENTS: cbs = [cb for cb in cbs if getattr(cb, event_name, None) is not None]
+            cache[event_name] = cbs
         return cache[event_name]
 
     def fit(self, *args, **kwargs):
@@ -103,10 +105,11 @@ class MultiCatLearner(TabularLearner):
     def get_preds(self, ds_idx=1, dl=None, *args, **kwargs):
         "fastai's `get_preds`; an empty set gives empty predictions (fastai's gives `None`)"
         if kwargs.get('with_loss') and getattr(self.dls.train, 'implicit', False):
-            raise ValueError("get_preds(with_loss=True): a ranking model has no per-row loss on its validation rows (they are "
-                             "ranked against every item): use learn.validate() for the ranking metrics")
-        if dl is None: dl = self.dls[ds_idx].new(shuffle=False, drop_last=False)  # as fastai's, made here to know its order
-        # an unshuffled loader is already in order: no reordering (it would index the empty negatives of implicit test sets)
+            raise ValueError("get_preds(with_loss=True): a ranking model has no per-row loss on its validation rows "
+                             "(they are ranked against every item): use learn.validate() for the ranking metrics")
+        # as fastai's, made here to know its order
+        if dl is None: dl = self.dls[ds_idx].new(shuffle=False, drop_last=False)
+        # an unshuffled loader is in order: no reordering (it would index the empty negatives of implicit test sets)
         if not getattr(dl, 'shuffle', True): kwargs.setdefault('reorder', False)
         res = super().get_preds(ds_idx, dl, *args, **kwargs)
         if res and res[0] is None: res = (torch.zeros(0, getattr(self.dls, 'c', None) or 1), *res[1:])
@@ -118,7 +121,7 @@ class MultiCatLearner(TabularLearner):
         return super().remove_cb(cb)
 
     def to_distributed(self, sync_bn=True, **kwargs):
-        "fastai's `to_distributed` with `MultiCatDistributedTrainer`, whose loaders share each epoch's indices as a tensor"
+        "fastai's `to_distributed`, with `MultiCatDistributedTrainer`: loaders share each epoch's indices as a tensor"
         from tabcollab.distributed import MultiCatDistributedTrainer  # imports `accelerate`: only when asked for
         self.add_cb(MultiCatDistributedTrainer(sync_bn, **kwargs))
         if rank_distrib(): self.remove_cb(ProgressCallback)
@@ -150,30 +153,33 @@ def collab_multicat_learner(
     config:dict=None, # Extra `TabularModel` options (neural model), see `tabular_config`
     y_range:tuple=None, # Output range (default: `rating_range(dls)`; none on implicit data)
     bag_mode:str='mean', # Pooling of the multi-category embeddings: 'mean', 'sum' or 'max'
-    item_dropout:float=0.1, # Dot-product model: share of training rows whose item id (and `n_ratings`) is hidden, for cold start
-    sparse:bool=None, # Dot-product model: sparse gradients for tables of 2*bs rows or more, `lazy_adam` (default, unless you pass `opt_func`)
+    item_dropout:float=0.1, # Dot-product model: share of training rows trained as a new item (id, `n_ratings` hidden)
+    sparse:bool=None, # Dot-product model: sparse gradients (2*bs+ row tables), `lazy_adam` (default without `opt_func`)
     threads:int=None, # PyTorch threads while fitting (default: `ThreadPolicy`'s rule, 1 for small batches)
     loss_func=None, # Default: `MSELossPlain()` for ratings, `SampledSoftmaxLoss()` for implicit data
-    lr:float=None, # Default learning rate of `fit_one_cycle` and friends (default: `COLLAB_LR`, `RANK_LR` when implicit)
+    lr:float=None, # Default learning rate of `fit_one_cycle` and friends (default: `COLLAB_LR`, `RANK_LR` if implicit)
     wd:float=None, # Default weight decay (default: `COLLAB_WD`, `RANK_WD` when implicit)
     metrics=None, # Default: `rmse`, or `rank_metrics(10)` for implicit data
     **kwargs
 ) -> CollabMultiCatLearner:
     "A `Learner` for collaborative filtering with list-valued item metadata (genres, tags), on ratings or implicit data"
     ds = dls.train_ds
-    if not isinstance(ds, TabularCollabMultiCat): raise TypeError("collab_multicat_learner needs `CollabMultiCatDataLoaders.from_df` data")
+    if not isinstance(ds, TabularCollabMultiCat):
+        raise TypeError("collab_multicat_learner needs `CollabMultiCatDataLoaders.from_df` data")
     implicit = ds.roles.implicit
     _check_int(n_factors, 'n_factors')
     if not 0<=item_dropout<1: raise ValueError(f"item_dropout is a share of the rows, in [0, 1): got {item_dropout!r}")
-    if len(dls.train)==0: raise ValueError(f"the training set has {len(dls.train_ds)} rows: not one batch of {dls.bs} (lower bs)")
+    if len(dls.train)==0:
+        raise ValueError(f"the training set has {len(dls.train_ds)} rows: not one batch of {dls.bs} (lower bs)")
     if implicit:
         if y_range is not None: raise ValueError("implicit data is ranked, not rated: y_range does not apply")
     else: y_range = _y_range(dls, y_range)
     item_cats,item_conts,item_bags = item_side(dls)
     if use_nn:
         model = TabularMultiCatModel(get_emb_sz(ds, emb_szs), len(dls.cont_names), 1, ifnone(layers, [n_factors]),
-                                     bag_szs=get_bag_sz(ds, emb_szs), bag_mode=bag_mode, y_range=y_range, item_cats=item_cats,
-                                     item_conts=item_conts, item_bags=item_bags, **ifnone(config, {}))
+                                     bag_szs=get_bag_sz(ds, emb_szs), bag_mode=bag_mode, y_range=y_range,
+                                     item_cats=item_cats, item_conts=item_conts, item_bags=item_bags,
+                                     **ifnone(config, {}))
     else:
         model = MultiCatDotBias(n_factors, [len(dls.classes[n]) for n in dls.cat_names],
                                 [len(dls.multicat_classes[n]) for n in dls.multicat_names], item_cats=item_cats,
@@ -182,7 +188,8 @@ def collab_multicat_learner(
     if not use_nn:  # the neural model keeps fastai's Adam (no weight decay on batchnorm) and dense gradients
         # sparse unless said otherwise, or unless the caller brings an optimiser (most take dense gradients only)
         # on a GPU, dense tables and fused AdamW: no host syncs, and NCCL can all-reduce them
-        sparse = ifnone(sparse, kwargs.get('opt_func', lazy_adam) is lazy_adam and torch.device(ifnone(dls.device, default_device())).type=='cpu')
+        sparse = ifnone(sparse, kwargs.get('opt_func', lazy_adam) is lazy_adam
+                        and torch.device(ifnone(dls.device, default_device())).type=='cpu')
         if sparse: sparse_embeddings(model, min_rows=2*dls.bs)  # tables a batch covers half of or more stay dense
         kwargs.setdefault('opt_func', lazy_adam if sparse else fast_adam)
     kwargs['cbs'] = L(kwargs.get('cbs')) + TrimHeap() + ThreadPolicy(threads) + LazyCatchUp()
@@ -208,6 +215,7 @@ def tabular_multicat_learner(
     n_out = ifnone(n_out, get_c(dls))
     assert n_out, "`n_out` is not defined, and could not be inferred from data, set `dls.c` or pass `n_out`"
     if y_range is None and 'y_range' in config: y_range = config.pop('y_range')
-    model = TabularMultiCatModel(get_emb_sz(dls.train_ds, emb_szs), len(dls.cont_names), n_out, ifnone(layers, [200,100]),
-                                 bag_szs=get_bag_sz(dls.train_ds, emb_szs), bag_mode=bag_mode, y_range=y_range, **config)
+    model = TabularMultiCatModel(get_emb_sz(dls.train_ds, emb_szs), len(dls.cont_names), n_out,
+                                 ifnone(layers, [200,100]), bag_szs=get_bag_sz(dls.train_ds, emb_szs),
+                                 bag_mode=bag_mode, y_range=y_range, **config)
     return MultiCatLearner(dls, model, **kwargs)

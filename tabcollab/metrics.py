@@ -39,12 +39,14 @@ def _scores(scores, exclude):
 def _check_topk(topk, n_items):
     "`topk` as a 2-d long tensor of item indices in [-1, n_items) with no item twice in a row, or a clear error"
     topk = _tensor(topk, 'topk')
-    if topk.is_floating_point() or topk.dtype==torch.bool: raise ValueError(f"`topk` must hold integer item indices, got {topk.dtype}")
+    if topk.is_floating_point() or topk.dtype==torch.bool:
+        raise ValueError(f"`topk` must hold integer item indices, got {topk.dtype}")
     topk = topk.long()
     if topk.numel() and (topk.min()<-1 or topk.max()>=n_items):
         raise ValueError(f"`topk` has item indices outside [0, {n_items}) (-1 is the padding)")
     srt = topk.sort(1).values
-    if ((srt[:,1:]==srt[:,:-1]) & (srt[:,1:]>=0)).any(): raise ValueError("`topk` lists an item twice for the same user")
+    if ((srt[:,1:]==srt[:,:-1]) & (srt[:,1:]>=0)).any():
+        raise ValueError("`topk` lists an item twice for the same user")
     return topk
 
 # %% ../nbs/11_metrics.ipynb #4519b199
@@ -88,7 +90,8 @@ def ranking_metrics(
     disc = 1/torch.log2(torch.arange(2, k+2, dtype=torch.float64, device=topk.device))
     ndcg = (hits*disc).sum(1) / disc.cumsum(0)[n_rel.clamp(1, k)-1]
     has,nan = n_rel>0,float('nan')
-    res = {f'precision@{k}': n_hit/k, f'recall@{k}': n_hit/n_rel.clamp(min=1), f'ndcg@{k}': ndcg, f'hit@{k}': (n_hit>0).double()}
+    res = {f'precision@{k}': n_hit/k, f'recall@{k}': n_hit/n_rel.clamp(min=1), f'ndcg@{k}': ndcg,
+           f'hit@{k}': (n_hit>0).double()}
     res = {n: v.where(has, nan) for n,v in res.items()}
     if scores is not None: res['auc'] = auc_of(scores, relevant, exclude).to(relevant.device)
     if per_user: return {**res, 'n_relevant': n_rel}

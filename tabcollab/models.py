@@ -31,8 +31,9 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         self.inputs_checked = False
 
     def check_inputs(self, bags:Tensor, weights:Tensor=None):
-        "Raise on bags that are not integer indices, or on weights that do not fit them (`forward` checks its first batch)"
-        if bags.is_floating_point(): raise TypeError(f"bags hold vocabulary indices: an integer tensor, got {bags.dtype}")
+        "Raise on bags that are not integer indices, or weights that do not fit them (`forward` checks its first batch)"
+        if bags.is_floating_point():
+            raise TypeError(f"bags hold vocabulary indices: an integer tensor, got {bags.dtype}")
         if weights is not None:
             if self.mode=='max': raise ValueError("per-value weights need mode 'mean' or 'sum'")
             if weights.shape!=bags.shape:
@@ -52,7 +53,7 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         bags:Tensor, # Padded bags of value indices, shape `(bs, bag length)`
         weights:Tensor=None, # Per-value weights (e.g. tag relevance), same shape; a weighted mean in 'mean' mode
     ) -> Tensor: # One vector per bag, shape `(bs, n_factors)`
-        # the first batch is checked; later ones are trusted (a check of the weights' signs would sync a GPU every batch)
+        # the first batch is checked; later ones are trusted (checking the weights' signs would sync a GPU every batch)
         if not self.inputs_checked: self.check_inputs(bags, weights)
         if bags.shape[-1]==0: return self.weight.new_zeros(len(bags), self.embedding_dim)  # no value in any bag
         # a small vocabulary: one matrix product, forward and backward, is several times faster than `embedding_bag`
@@ -61,8 +62,9 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         if weights is None: return super().forward(bags)
         w = weights.to(self.weight.dtype)*(bags!=0)
         if self.mode=='mean': w = w/w.sum(1, keepdim=True).clamp_min(1e-12)
-        return F.embedding_bag(bags, self.weight, per_sample_weights=w, mode='max' if self.mode=='max' else 'sum', padding_idx=0,
-                               sparse=self.sparse)  # 'max' with weights: torch's error (the first batch gets ours)
+        # 'max' with weights: torch's error (the first batch gets ours)
+        return F.embedding_bag(bags, self.weight, per_sample_weights=w, mode='max' if self.mode=='max' else 'sum',
+                               padding_idx=0, sparse=self.sparse)
 
 # %% ../nbs/02_models.ipynb #f59bf6ad
 def get_bag_sz(
@@ -71,12 +73,14 @@ def get_bag_sz(
 ) -> list: # (vocabulary size, embedding size) per multi-category column
     "Embedding size of each multi-category column of `to`, by fastai's `emb_sz_rule` unless given in `sz_dict`"
     sz_dict = ifnone(sz_dict, {})
-    return [(len(to.multicat_classes[n]), sz_dict.get(n, emb_sz_rule(len(to.multicat_classes[n])))) for n in to.multicat_names]
+    return [(len(to.multicat_classes[n]), sz_dict.get(n, emb_sz_rule(len(to.multicat_classes[n]))))
+            for n in to.multicat_names]
 
 # %% ../nbs/02_models.ipynb #4c2a3e24
 def weights_fingerprint(model:nn.Module) -> float:
     "A number that changes when the weights of `model` do: the sum of 64 values spread over each parameter"
-    with torch.no_grad(): return float(sum(p.detach().flatten()[::max(1, p.numel()//64)].double().sum() for p in model.parameters()))
+    with torch.no_grad():
+        return float(sum(p.detach().flatten()[::max(1, p.numel()//64)].double().sum() for p in model.parameters()))
 
 def _col_mask(n, cols, device=None):
     "Bool mask of the positions `cols` among `n` columns"
@@ -103,14 +107,15 @@ class CollabScorer:
         return self.score(cats, conts, *bags).view(len(rows[0]), len(items[0]))
 
     def score_negatives(self, rows, negs) -> Tensor:
-        "`(bs, 1 + n_neg)`: each row's score, then its scores against the batch's negatives `negs`, each `(cats, conts, bags)`"
+        "`(bs, 1 + n_neg)`: each row's score, then its scores against the negatives `negs`, each `(cats, conts, bags)`"
         return torch.cat([self.score(rows[0], rows[1], *rows[2]), self.score_matrix(rows, negs)], 1)
 
     def check_inputs(self, x_cat, x_cont=None, *bags):
-        "Raise when a batch does not fit the model: its categorical columns, its bag tensors (`forward` checks the first)"
+        "Raise when a batch does not fit the model: its categorical columns or bag tensors (`forward` checks the first)"
         nb = len(self.bag_embeds)
         if x_cat.shape[-1]!=len(self.embeds):
-            raise ValueError(f"x_cat has {x_cat.shape[-1]} columns for the model's {len(self.embeds)} categorical embeddings")
+            raise ValueError(f"x_cat has {x_cat.shape[-1]} columns for the model's {len(self.embeds)} "
+                             "categorical embeddings")
         if len(bags)!=nb and len(bags)!=2*nb+2:  # the rows' bags, then maybe the negatives' (cats, conts, bags)
             raise ValueError(f"the model takes {nb} bag tensor(s) (its multi-category columns), got {len(bags)}")
         self.inputs_checked = True
@@ -138,13 +143,15 @@ class TabularMultiCatModel(CollabScorer, TabularModel):
         item_bags:list=(), # ... of the item-side multi-category columns
         **kwargs
     ):
-        super().__init__(list(emb_szs)+list(bag_szs), n_cont, out_sz, layers, **kwargs)  # sizes the first layer for both
+        # sizes the first layer for both
+        super().__init__(list(emb_szs)+list(bag_szs), n_cont, out_sz, layers, **kwargs)
         self.embeds = self.embeds[:len(emb_szs)]
         self.bag_embeds = nn.ModuleList([MultiHotEmbedding(ni, nf, mode=bag_mode) for ni,nf in bag_szs])
         self.item_cats,self.item_conts,self.item_bags = set(item_cats),set(item_conts),set(item_bags)
-        self.config = dict(emb_szs=list(emb_szs), n_cont=n_cont, out_sz=out_sz, layers=list(layers), bag_szs=list(bag_szs),
-                           bag_mode=bag_mode, item_cats=sorted(item_cats), item_conts=sorted(item_conts),
-                           item_bags=sorted(item_bags), **kwargs)  # what `save_tabcollab` writes to rebuild the model
+        # what `save_tabcollab` writes to rebuild the model
+        self.config = dict(emb_szs=list(emb_szs), n_cont=n_cont, out_sz=out_sz, layers=list(layers),
+                           bag_szs=list(bag_szs), bag_mode=bag_mode, item_cats=sorted(item_cats),
+                           item_conts=sorted(item_conts), item_bags=sorted(item_bags), **kwargs)
         self.init_fingerprint = weights_fingerprint(self)  # the weights untrained (`tabcollab.interpret` warns then)
 
     def item_vectors(self, x_cat, *bags) -> tuple:
@@ -167,12 +174,13 @@ def drop_ids(x_cat:Tensor, cols:list, p:float) -> Tensor:
     "A copy of `x_cat` where, in each row with probability `p`, the codes of columns `cols` are replaced by 0 (`#na#`)"
     x_cat = x_cat.clone()
     rows = torch.rand(len(x_cat), device=x_cat.device) < p
-    x_cat[rows[:,None] & torch.isin(torch.arange(x_cat.shape[1], device=x_cat.device), torch.tensor(L(cols), device=x_cat.device))] = 0
+    in_cols = torch.isin(torch.arange(x_cat.shape[1], device=x_cat.device), torch.tensor(L(cols), device=x_cat.device))
+    x_cat[rows[:,None] & in_cols] = 0
     return x_cat
 
 # %% ../nbs/02_models.ipynb #d3c39670
 class MultiCatDotBias(CollabScorer, Module):
-    "Dot product of a user and an item vector, each the sum of its side's id, categorical and bag embeddings, plus biases"
+    "Dot product of a user and an item vector, each the sum of its side's id, category and bag embeddings, plus biases"
     def __init__(self,
         n_factors:int, # Size of the user and item vectors
         cat_szs:list, # Number of values of each categorical column (user first, item second)
@@ -187,17 +195,24 @@ class MultiCatDotBias(CollabScorer, Module):
     ):
         store_attr('n_factors,y_range,item_dropout')
         nb = len(bag_szs)
-        for what,pos,n in (('item_cats', item_cats, len(cat_szs)), ('item_bags', ifnone(item_bags, ()), nb), ('item_conts', item_conts, n_cont)):
-            if not set(pos) <= set(range(n)): raise ValueError(f"{what} {list(pos)} names positions outside the {n} columns")
+        for what,pos,n in (('item_cats', item_cats, len(cat_szs)), ('item_bags', ifnone(item_bags, ()), nb),
+                           ('item_conts', item_conts, n_cont)):
+            if not set(pos) <= set(range(n)):
+                raise ValueError(f"{what} {list(pos)} names positions outside the {n} columns")
         item_bags_ = set(range(nb) if item_bags is None else item_bags)
-        if not item_cats and not item_bags_: raise ValueError("the item vector needs an item-side input: give item_cats or item_bags")
-        if len(set(item_cats))==len(cat_szs) and len(item_bags_)==nb: raise ValueError("the user vector needs a user-side input: a categorical column not in item_cats")
+        if not item_cats and not item_bags_:
+            raise ValueError("the item vector needs an item-side input: give item_cats or item_bags")
+        if len(set(item_cats))==len(cat_szs) and len(item_bags_)==nb:
+            raise ValueError("the user vector needs a user-side input: a categorical column not in item_cats")
         self.item_cats,self.item_bags = set(item_cats),set(range(len(bag_szs)) if item_bags is None else item_bags)
         self.item_conts = set(item_conts)
-        self.config = dict(n_factors=n_factors, cat_szs=list(cat_szs), bag_szs=list(bag_szs), item_cats=sorted(self.item_cats),
-                           item_bags=sorted(self.item_bags), n_cont=n_cont, item_conts=sorted(self.item_conts), y_range=y_range,
-                           bag_mode=bag_mode, item_dropout=item_dropout)  # what `save_tabcollab` writes to rebuild the model
-        self.embeds = nn.ModuleList([CoalescedEmbedding(n, n_factors+1) for n in cat_szs])  # the last column is the bias
+        # what `save_tabcollab` writes to rebuild the model
+        self.config = dict(n_factors=n_factors, cat_szs=list(cat_szs), bag_szs=list(bag_szs),
+                           item_cats=sorted(self.item_cats), item_bags=sorted(self.item_bags), n_cont=n_cont,
+                           item_conts=sorted(self.item_conts), y_range=y_range, bag_mode=bag_mode,
+                           item_dropout=item_dropout)
+        # the last column is the bias
+        self.embeds = nn.ModuleList([CoalescedEmbedding(n, n_factors+1) for n in cat_szs])
         self.bag_embeds = nn.ModuleList([MultiHotEmbedding(n, n_factors+1, mode=bag_mode) for n in bag_szs])
         self.cont = nn.Linear(n_cont, 1) if n_cont else None
         self.init_fingerprint = weights_fingerprint(self)  # the weights untrained (`tabcollab.interpret` warns then)
@@ -230,7 +245,8 @@ class MultiCatDotBias(CollabScorer, Module):
         return res
 
     def _drop(self, x_cat):
-        return drop_ids(x_cat, sorted(self.item_cats), self.item_dropout) if self.training and self.item_dropout else x_cat
+        if not (self.training and self.item_dropout): return x_cat
+        return drop_ids(x_cat, sorted(self.item_cats), self.item_dropout)
 
     def output(self, raw:Tensor) -> Tensor:
         "The model's scores from raw ones (`raw_scores`): `sigmoid_range` with a `y_range`, else as they are"
@@ -252,7 +268,7 @@ class MultiCatDotBias(CollabScorer, Module):
         return torch.cat([v[:,:-1], torch.ones_like(v[:,:1]), v[:,-1:]], 1),ik
 
     def raw_scores(self, rows, towers, u:Tensor=None) -> Tensor:
-        "All (row, item) scores before `sigmoid_range` (which keeps their order), `towers` from `item_towers` (`u`: the rows' user towers, if known)"
+        "Raw (row, item) scores (`sigmoid_range` keeps their order); `towers` from `item_towers`, `u` the user towers"
         (rc,rk,rb),(v,ik) = rows,towers
         if u is None: u = sum(self.side(rc, rb, item=False))
         # `[u, user bias, 1]·[v, 1, item bias]`: u·v and both biases in one product, no (rows x items) sum to add
@@ -269,5 +285,7 @@ class MultiCatDotBias(CollabScorer, Module):
     def score_negatives(self, rows, negs) -> Tensor:
         "`(bs, 1 + n_neg)` scores of `rows` and of `rows` against `negs`: the user towers once, for both"
         x_cat,x_cont,bags = rows
-        u,v = self.towers(self._drop(x_cat), *bags)  # item dropout changes item-side columns only: `u` is the rows' user tower
-        return self.output(torch.cat([self._raw_score(u, v, x_cont), self.raw_scores(rows, self.item_towers(negs), u=u)], 1))
+        # item dropout changes item-side columns only: `u` is the rows' user tower
+        u,v = self.towers(self._drop(x_cat), *bags)
+        return self.output(torch.cat([self._raw_score(u, v, x_cont),
+                                      self.raw_scores(rows, self.item_towers(negs), u=u)], 1))

@@ -27,7 +27,8 @@ def _need(path, *names):
     "The first of `names` that exists in `path`, or a `MovieLensFormatError` naming them"
     for n in names:
         if (path/n).exists(): return path/n
-    raise MovieLensFormatError(f"{path}: missing file {' or '.join(names)} (see `load_movielens` for the expected layout)")
+    raise MovieLensFormatError(f"{path}: missing file {' or '.join(names)} "
+                               "(see `load_movielens` for the expected layout)")
 
 def _numeric(df, cols, fname, dtypes, line0=1):
     "Columns `cols` of `df` as numbers of `dtypes`, or an error naming the file and the first bad line"
@@ -36,8 +37,8 @@ def _numeric(df, cols, fname, dtypes, line0=1):
         bad = num.isna() & df[c].notna() | df[c].isna()
         if bad.any():
             i = int(np.argmax(bad.to_numpy()))
-            raise MovieLensFormatError(f"{fname}: line {i+line0}: column '{c}' should be a number, got {df[c].iloc[i]!r} "
-                                       "(a wrong separator or a damaged file)")
+            raise MovieLensFormatError(f"{fname}: line {i+line0}: column '{c}' should be a number, "
+                                       f"got {df[c].iloc[i]!r} (a wrong separator or a damaged file)")
         df[c] = num.astype(t)
     return df
 
@@ -51,7 +52,8 @@ def _read(fname, sep, names, numeric=(), dtypes=(), header=None, encoding=None, 
     "Read a separated file into `names`, checking the number of fields and that `numeric` columns are numbers"
     dtype = None if len(numeric)==len(names) else str  # text stays text (zip codes keep their leading zeros)
     try: df = _csv(fname, sep=sep, header=header, encoding=encoding, dtype=dtype, **kwargs)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e: raise MovieLensFormatError(f"{fname}: {e}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise MovieLensFormatError(f"{fname}: {e}") from None
     if df.shape[1]!=len(names):
         raise MovieLensFormatError(f"{fname}: expected {len(names)} fields separated by {sep!r} "
                                    f"({', '.join(names)}), found {df.shape[1]}")
@@ -91,7 +93,8 @@ def _tags(tags:pd.DataFrame, item_ids:pd.Series) -> np.ndarray:
     "Tags of each item, lower-cased and stripped, most frequent first (ties alphabetical)"
     t = tags.assign(tag=tags['tag'].astype(str).str.strip().str.lower())
     t = t[tags['tag'].notna() & (t['tag']!='')]
-    counts = t.groupby(['item','tag']).size().rename('n').reset_index().sort_values(['item','n','tag'], ascending=[True,False,True])
+    counts = t.groupby(['item','tag']).size().rename('n').reset_index()
+    counts = counts.sort_values(['item','n','tag'], ascending=[True,False,True])
     pos = pd.Index(item_ids).get_indexer(counts['item'])
     counts = counts[pos>=0]
     return _lists(pd.Series(counts['tag'].to_numpy(), index=pos[pos>=0]), len(item_ids))
@@ -119,7 +122,8 @@ def _load_dat(path, ratings=True):
     return ratings,movies,tags
 
 def _load_csv(path, ratings=True):
-    ratings = _read(_need(path,'ratings.csv'), ',', _rating_cols, _rating_cols, _rating_types, header=0) if ratings else None
+    ratings = (_read(_need(path,'ratings.csv'), ',', _rating_cols, _rating_cols, _rating_types, header=0)
+               if ratings else None)
     movies = _read(_need(path,'movies.csv'), ',', ['item','title','genres'], ['item'], [np.int32], header=0,
                    keep_default_na=False)
     tags = None
@@ -144,7 +148,7 @@ def _fetch(name, **kwargs):
 def read_ratings(
     fname:str|Path, # A ratings file
 ) -> pd.DataFrame: # user, item, rating, timestamp (and any other columns the file has)
-    "One ratings file: MovieLens' `u.data`/`uN.test` (tabs), `ratings.dat` (`::`), `ratings.csv`, or any CSV or TSV whose header names user, item, rating (or without a header, those first)"
+    "One ratings file: MovieLens' (`u.data`, `ratings.dat`...), or a CSV/TSV of user, item, rating (named, or first)"
     fname = Path(fname).expanduser()
     if not fname.is_file(): raise FileNotFoundError(f"no ratings file at {fname}")
     if fname.suffix=='.dat': return _read_dcolon(fname, _rating_cols, _rating_cols, _rating_types)
@@ -156,7 +160,7 @@ def read_ratings(
     return df.set_axis(['user','item','rating','timestamp'][:df.shape[1]] + list(df.columns[4:]), axis=1)
 
 def load_movielens(
-    path:str|Path, # A MovieLens folder as GroupLens distributes it, one of its rating files, or a release name to download ('ml-100k', ...)
+    path:str|Path, # A MovieLens folder, one of its rating files, or a release name to download ('ml-100k', ...)
     **kwargs # Passed to fastai's `untar_data` when downloading (e.g. `data`, `archive`)
 ) -> tuple: # `(ratings, items)`
     "Read a MovieLens release into `ratings` (user, item, rating, timestamp) and `items` (item, title, genres[, tags])"
@@ -167,7 +171,8 @@ def load_movielens(
     found = [f for f in ['u.item','movies.dat','movies.csv'] if (folder/f).exists()]
     if one and not found: return read_ratings(path),None
     loader = {'u.item': _load_100k, 'movies.dat': _load_dat}.get(found[0] if one else None)
-    if loader is None: loader = _load_100k if (folder/'u.data').exists() else _load_dat if (folder/'ratings.dat').exists() else _load_csv
+    if loader is None and (folder/'u.data').exists(): loader = _load_100k
+    if loader is None: loader = _load_dat if (folder/'ratings.dat').exists() else _load_csv
     ratings,movies,tags = loader(folder, ratings=not one)
     if one: ratings = read_ratings(path)
     items = movies[['item','title']].reset_index(drop=True)
@@ -194,13 +199,15 @@ def ml100k_split(
     path = Path(path) if path is not None else None
     if path is None or not (path/f'{split}.base').exists():
         raise MovieLensFormatError(f"split {split} needs a MovieLens 100K folder with {split}.base and {split}.test")
-    base,test = [_read(_need(path, f'{split}.{s}'), '\t', _rating_cols, _rating_cols, _rating_types) for s in ('base','test')]
+    base,test = [_read(_need(path, f'{split}.{s}'), '\t', _rating_cols, _rating_cols, _rating_types)
+                 for s in ('base','test')]
     return pd.concat([base, test], ignore_index=True),np.arange(len(base), len(base)+len(test))
 
 # %% ../nbs/03_movielens.ipynb #492ce9ae
-ML1M_OCCUPATIONS = ['other', 'academic/educator', 'artist', 'clerical/admin', 'college/grad student', 'customer service',
-    'doctor/health care', 'executive/managerial', 'farmer', 'homemaker', 'K-12 student', 'lawyer', 'programmer', 'retired',
-    'sales/marketing', 'scientist', 'self-employed', 'technician/engineer', 'tradesman/craftsman', 'unemployed', 'writer']
+ML1M_OCCUPATIONS = ['other', 'academic/educator', 'artist', 'clerical/admin', 'college/grad student',
+                    'customer service', 'doctor/health care', 'executive/managerial', 'farmer', 'homemaker',
+                    'K-12 student', 'lawyer', 'programmer', 'retired', 'sales/marketing', 'scientist', 'self-employed',
+                    'technician/engineer', 'tradesman/craftsman', 'unemployed', 'writer']
 
 def movielens_users(
     path:str|Path, # A MovieLens folder (ml-100k or ml-1m) or release name
@@ -213,8 +220,10 @@ def movielens_users(
     cols = ['user','age','gender','occupation','zip']
     if (path/'u.user').exists(): return _read(path/'u.user', '|', cols, ['user','age'], [np.int32,np.int32])
     if (path/'users.dat').exists():
-        users = _read_dcolon(path/'users.dat', ['user','gender','age','occupation','zip'], ['user','age','occupation'], [np.int32]*3)
-        users['occupation'] = np.asarray(ML1M_OCCUPATIONS, dtype=object)[users['occupation'].clip(0, len(ML1M_OCCUPATIONS)-1)]
+        users = _read_dcolon(path/'users.dat', ['user','gender','age','occupation','zip'], ['user','age','occupation'],
+                             [np.int32]*3)
+        codes = users['occupation'].clip(0, len(ML1M_OCCUPATIONS)-1)
+        users['occupation'] = np.asarray(ML1M_OCCUPATIONS, dtype=object)[codes]
         return users[cols]
     raise MovieLensFormatError(f"{path}: this release has no user file (u.user or users.dat)")
 
@@ -222,8 +231,10 @@ def movielens_users(
 GENRES = ['Action', 'Adventure', 'Animation', "Children", 'Comedy', 'Crime', 'Documentary', 'Drama', 'Fantasy',
           'Film-Noir', 'Horror', 'IMAX', 'Musical', 'Mystery', 'Romance', 'Sci-Fi', 'Thriller', 'War', 'Western']
 _genre_freq = np.array([.10, .07, .03, .04, .16, .06, .03, .20, .04, .01, .05, .01, .02, .03, .07, .04, .08, .02, .01])
-_words1 = ['The','A','Last','Silent','Broken','Golden','Dark','Little','Lost','Wild','Secret','Blue','Final','Red','Long']
-_words2 = ['River','Night','Heart','Road','City','Game','Dream','House','Summer','Man','Star','War','Garden','Storm','Kiss']
+_words1 = ['The','A','Last','Silent','Broken','Golden','Dark','Little',
+           'Lost','Wild','Secret','Blue','Final','Red','Long']
+_words2 = ['River','Night','Heart','Road','City','Game','Dream','House',
+           'Summer','Man','Star','War','Garden','Storm','Kiss']
 
 def _pick_genres(rng, n_items):
     "1-6 distinct genres per item drawn by popularity (Gumbel top-k), about 1% with none: (item rows, genre ids)"
@@ -236,7 +247,8 @@ def _pairs(rng, n_users, n_items, n_ratings):
     "`n_ratings` distinct (user, item) pairs, both drawn from skewed popularities"
     pu = rng.lognormal(0, 0.9, n_users); pu /= pu.sum()
     pi = rng.lognormal(0, 1.6, n_items); pi /= pi.sum()
-    if n_ratings > 0.5*n_users*n_items: raise ValueError(f"{n_ratings} ratings is too dense for {n_users} users x {n_items} items")
+    if n_ratings > 0.5*n_users*n_items:
+        raise ValueError(f"{n_ratings} ratings is too dense for {n_users} users x {n_items} items")
     keys = np.empty(0, np.int64)
     while len(keys)<n_ratings:
         m = int((n_ratings-len(keys))*1.2)+1000
@@ -271,10 +283,12 @@ def synthetic_movielens(
         u,i = users[s:s+chunk],items[s:s+chunk]
         score[s:s+chunk] = (3.6 + ubias[u] + quality[i] + (taste[u]*gmean[i]).sum(1) + (uf[u]*itf[i]).sum(1)
                             + rng.normal(0, 0.6, len(u)).astype(np.float32))
-    ratings = pd.DataFrame({'user': users+1, 'item': items+1, 'rating': np.clip(np.rint(score), 1, 5).astype(np.float32),
+    ratings = pd.DataFrame({'user': users+1, 'item': items+1,
+                            'rating': np.clip(np.rint(score), 1, 5).astype(np.float32),
                             'timestamp': rng.integers(874_724_710, 893_286_638, n_ratings)})
     years = rng.integers(1930, 1999, n_items).astype(str)
-    titles = pd.Series(np.asarray(_words1)[rng.integers(0, len(_words1), n_items)]) + ' ' + \
-             np.asarray(_words2)[rng.integers(0, len(_words2), n_items)] + ' ' + (np.arange(n_items)+1).astype(str) + ' (' + years + ')'
+    w1 = np.asarray(_words1)[rng.integers(0, len(_words1), n_items)]
+    w2 = np.asarray(_words2)[rng.integers(0, len(_words2), n_items)]
+    titles = pd.Series(w1) + ' ' + w2 + ' ' + (np.arange(n_items)+1).astype(str) + ' (' + years + ')'
     genres = _lists(pd.Series(np.asarray(GENRES, dtype=object)[gids], index=rows), n_items)
     return ratings,pd.DataFrame({'item': np.arange(1, n_items+1, dtype=np.int32), 'title': titles, 'genres': genres})

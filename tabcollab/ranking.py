@@ -15,7 +15,6 @@ from .core import *
 from .collab import *
 from .data import *
 from .models import *
-from .models import _col_mask
 from .metrics import *
 
 # %% ../nbs/03a_ranking.ipynb #a1867b80
@@ -38,12 +37,14 @@ class _SampledSoftmax(torch.autograd.Function):
 
 class SampledSoftmaxLoss:
     "Cross-entropy of each row's positive (column 0) against its sampled negatives, corrected by `log(n_neg*q)`"
-    def __init__(self, correct:bool=True): self.correct,self.inputs_checked = correct,False  # `False`: uncorrected, still masked
+    # `correct=False`: uncorrected, still masked
+    def __init__(self, correct:bool=True): self.correct,self.inputs_checked = correct,False
     def check_inputs(self, pred, offsets):
         "Raise when `pred` is not one row per row of `offsets` and 1 + its columns (`__call__` checks the first batch)"
         if offsets.ndim!=2 or pred.shape!=(len(offsets), 1+offsets.shape[1]):
-            raise ValueError(f"SampledSoftmaxLoss: pred {tuple(pred.shape)} and offsets {tuple(offsets.shape)} do not match: "
-                             "pred needs one row per row of offsets and 1 + its columns (the positive, then the negatives)")
+            raise ValueError(f"SampledSoftmaxLoss: pred {tuple(pred.shape)} and offsets {tuple(offsets.shape)} "
+                             "do not match: pred needs one row per row of offsets and 1 + its columns "
+                             "(the positive, then the negatives)")
         self.inputs_checked = True
     def __call__(self, pred, offsets):
         if not self.inputs_checked: self.check_inputs(pred, offsets)  # the first batch; later ones are trusted
@@ -76,7 +77,7 @@ def _user_rows(model, ds, user_codes):
     return to_device(_inputs(ds.side_inputs(torch.as_tensor(user_codes), 'user')), next(model.parameters()).device)
 
 def score_items(model, ds:TabularCollabMultiCat, user_codes, item_codes=None, items=None) -> Tensor:
-    "(users x items) scores of `model` for the user codes `user_codes` and every item code (or `item_codes`, or `items`' inputs)"
+    "(users x items) scores of `model`: user codes `user_codes` by every item code (or `item_codes`, `items`' inputs)"
     items = ifnone(items, item_inputs(model, ds, item_codes))
     return model.score_matrix(_user_rows(model, ds, user_codes), items).float()
 
@@ -88,7 +89,8 @@ def _chunk(model, n_items, chunk=None):
 def _leave_out_(scores, ds, user_codes, exclude):
     "Set to -inf, in place, the scores of `#na#` and (`exclude`: 'seen' or 'train') of the items each user has seen"
     scores[:,0] = -torch.inf
-    if exclude: scores[seen_coords(ds.train_rated if exclude=='train' else ds.rated, user_codes, ds.n_items)] = -torch.inf
+    if exclude:
+        scores[seen_coords(ds.train_rated if exclude=='train' else ds.rated, user_codes, ds.n_items)] = -torch.inf
     return scores
 
 def top_items(model, ds:TabularCollabMultiCat, user_codes, k:int=10,
@@ -97,7 +99,8 @@ def top_items(model, ds:TabularCollabMultiCat, user_codes, k:int=10,
              ) -> tuple: # (item codes, scores), each (users x k), best first; -1 / -inf where fewer candidates
     "The `k` best items for each of `user_codes`, in chunks of users, leaving out the items each one has seen"
     if int(k)!=k or k<1: raise ValueError(f"k must be a positive integer, got {k!r}")
-    if exclude not in ('seen','train',None): raise ValueError(f"exclude must be 'seen', 'train' or None, got {exclude!r}")
+    if exclude not in ('seen','train',None):
+        raise ValueError(f"exclude must be 'seen', 'train' or None, got {exclude!r}")
     if chunk is not None: _check_int(chunk, 'chunk')
     user_codes,k = torch.as_tensor(user_codes, dtype=torch.long).reshape(-1),min(int(k), ds.n_items)
     # the dot-product model: item vectors once, and its output function (`sigmoid_range`, which keeps the order of the
@@ -111,7 +114,8 @@ def top_items(model, ds:TabularCollabMultiCat, user_codes, k:int=10,
             items = item_inputs(model, ds)  # once, not per chunk of users
             if towers: items = model.item_towers(items)
             for us in user_codes.split(_chunk(model, ds.n_items, chunk)):
-                s = model.raw_scores(_user_rows(model, ds, us), items).float() if towers else score_items(model, ds, us, items=items)
+                if towers: s = model.raw_scores(_user_rows(model, ds, us), items).float()
+                else: s = score_items(model, ds, us, items=items)
                 top = _leave_out_(s.cpu(), ds, us.numpy(), exclude).topk(k, dim=1)
                 found = torch.isfinite(top.values)
                 codes.append(top.indices.where(found, -1))
@@ -129,15 +133,16 @@ class RankingEval:
         "(user codes, item codes) of the relevant rows of `dl`'s data"
         ds,r = dl.dataset,dl.dataset.roles.rating
         # relevant: rated at least `min_rating` when given, else the data's positives (all rows of ratings data)
-        keep = ds.items[r].to_numpy()>=self.min_rating if self.min_rating is not None and r in ds.items.columns else ds.positives()
+        if self.min_rating is not None and r in ds.items.columns: keep = ds.items[r].to_numpy()>=self.min_rating
+        else: keep = ds.positives()
         u,i = ds.items[ds.roles.user].to_numpy()[keep],ds.items[ds.roles.item].to_numpy()[keep]
         return u[(u>0)&(i>0)],i[(u>0)&(i>0)]
 
     def compute(self, learn, dl=None):
         "Metrics of `learn`'s model on `dl` (default: the validation set)"
         if dl is None and not len(learn.dls.valid_ds):
-            raise ValueError("this learner has no validation rows (one from load_tabcollab has empty loaders): pass the rows "
-                             "to rank, RankingEval(...).compute(learn, learn.dls.test_dl(ratings))")
+            raise ValueError("this learner has no validation rows (one from load_tabcollab has empty loaders): "
+                             "pass the rows to rank, RankingEval(...).compute(learn, learn.dls.test_dl(ratings))")
         dl,ds = ifnone(dl, learn.dls.valid),learn.dls.train_ds
         u,i = self.relevant_pairs(dl)
         users = np.unique(u)
@@ -146,9 +151,11 @@ class RankingEval:
         relevant = seen_mask(pair_codes(u, i, ds.n_items), users, ds.n_items)
         # an item rated in training is not a candidate: relevant there, it would count as a miss no model could avoid
         seen = ds.seen(users, train_only=True)
-        res = {**ranking_metrics(top, relevant, self.k, exclude=seen), 'n_relevant_in_train': int((relevant & seen).sum())}
+        res = {**ranking_metrics(top, relevant, self.k, exclude=seen),
+               'n_relevant_in_train': int((relevant & seen).sum())}
         if self.auc:
-            scores = torch.cat([score_items(learn.model.eval(), ds, us).cpu() for us in torch.as_tensor(users).split(_chunk(learn.model, ds.n_items))])
+            chunks = torch.as_tensor(users).split(_chunk(learn.model, ds.n_items))
+            scores = torch.cat([score_items(learn.model.eval(), ds, us).cpu() for us in chunks])
             res['auc'] = float(auc_of(scores, relevant, seen).nanmean())
         return res
 

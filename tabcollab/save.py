@@ -30,18 +30,20 @@ class TabCollabFileError(ValueError):
     pass
 
 def _jsonable(o, what='value'):
-    "`o` as plain JSON data (numpy scalars and arrays, tuples, NaN as null), or a `TypeError` saying what cannot be saved"
+    "`o` as plain JSON data (numpy scalars and arrays, tuples, NaN as null), or a `TypeError` on what cannot be saved"
     if isinstance(o, dict): return {str(k): _jsonable(v, what) for k,v in o.items()}
     if isinstance(o, (list, tuple, L, np.ndarray, pd.Index)): return [_jsonable(v, what) for v in o]
     if isinstance(o, np.generic): o = o.item()
     if isinstance(o, float) and math.isnan(o): return None
     if o is None or isinstance(o, (str, int, float, bool)): return o
-    raise TypeError(f"save_tabcollab writes data only, and {what} holds a {type(o).__name__} ({o!r}): use learn.export() for this learner")
+    raise TypeError(f"save_tabcollab writes data only, and {what} holds a {type(o).__name__} ({o!r}): "
+                    "use learn.export() for this learner")
 
 # %% ../nbs/07_save.ipynb #8aa2c319
 def _proc_state(p, tensors):
     "JSON state of a processing step (large arrays go to `tensors`)"
-    if isinstance(p, Categorify): return {'type': 'Categorify', 'classes': {n: list(v[1:]) for n,v in p.classes.items()}}
+    if isinstance(p, Categorify):
+        return {'type': 'Categorify', 'classes': {n: list(v[1:]) for n,v in p.classes.items()}}
     if isinstance(p, MultiCategorify):
         for n,b in p.side_bags.items(): tensors[f'bags.{n}.values'],tensors[f'bags.{n}.offsets'] = b.values,b.offsets
         return {'type': 'MultiCategorify', 'classes': {n: list(v[2:]) for n,v in p.multicat_classes.items()},
@@ -52,7 +54,8 @@ def _proc_state(p, tensors):
     if isinstance(p, Normalize): return {'type': 'Normalize', 'means': p.means, 'stds': p.stds}
     if isinstance(p, RegressionSetup): return {'type': 'RegressionSetup', 'c': p.c}
     if isinstance(p, Categorize): return {'type': 'Categorize', 'vocab': list(p.vocab), 'add_na': p.add_na}
-    raise TypeError(f"save_tabcollab does not know the processing step {type(p).__name__}: use learn.export() for this learner")
+    raise TypeError(f"save_tabcollab does not know the processing step {type(p).__name__}: "
+                    "use learn.export() for this learner")
 
 def _proc(state, tensors):
     "The processing step described by `state`"
@@ -64,7 +67,8 @@ def _proc(state, tensors):
         p = MultiCategorify()
         p.multicat_classes = {n: BagVocab(pd.Series(v, dtype=object).astype(str)) for n,v in state['classes'].items()}
         p.bag_side = state['bag_side']
-        p.side_bags = {n: Bags(tensors[f'bags.{n}.values'], tensors[f'bags.{n}.offsets']) for n,on in p.bag_side.items() if on}
+        p.side_bags = {n: Bags(tensors[f'bags.{n}.values'], tensors[f'bags.{n}.offsets'])
+                       for n,on in p.bag_side.items() if on}
     elif t=='FillMissing':
         p = FillMissing(add_col=state['add_col'], fill_vals=defaultdict(int, state['fill_vals']))
         p.fill_strategy,p.na_dict = state['fill_strategy'],state['na_dict']
@@ -80,7 +84,8 @@ def _proc(state, tensors):
 _MODELS = {'MultiCatDotBias': MultiCatDotBias, 'TabularMultiCatModel': TabularMultiCatModel}
 _LOSSES = {'MSELossPlain': MSELossPlain, 'MSELossFlat': MSELossFlat, 'CrossEntropyLossFlat': CrossEntropyLossFlat,
            'BCEWithLogitsLossFlat': BCEWithLogitsLossFlat, 'SampledSoftmaxLoss': SampledSoftmaxLoss, 'BPRLoss': BPRLoss}
-_FLAT = {nn.MSELoss: 'MSELossFlat', nn.CrossEntropyLoss: 'CrossEntropyLossFlat', nn.BCEWithLogitsLoss: 'BCEWithLogitsLossFlat'}
+_FLAT = {nn.MSELoss: 'MSELossFlat', nn.CrossEntropyLoss: 'CrossEntropyLossFlat',
+         nn.BCEWithLogitsLoss: 'BCEWithLogitsLossFlat'}
 _METRICS = {'rmse': rmse, 'mae': mae, 'accuracy': accuracy}
 _OPTS = {'fast_adam': fast_adam, 'lazy_adam': lazy_adam, 'Adam': Adam}
 
@@ -88,7 +93,8 @@ def _loss_state(loss):
     "{'type': name, ...options} of a loss `load_tabcollab` can rebuild"
     name = type(loss).__name__
     if type(loss) is BaseLoss: name = _FLAT.get(type(loss.func))  # fastai's `MSELossFlat()` & co. are `BaseLoss`es
-    if name not in _LOSSES: raise TypeError(f"save_tabcollab does not know the loss {loss!r}: use learn.export() for this learner")
+    if name not in _LOSSES:
+        raise TypeError(f"save_tabcollab does not know the loss {loss!r}: use learn.export() for this learner")
     return {'type': name, **({'correct': loss.correct} if isinstance(loss, SampledSoftmaxLoss) else {})}
 
 def _metrics_state(metrics):
@@ -98,25 +104,32 @@ def _metrics_state(metrics):
         if isinstance(o, RankMetric): continue
         f = getattr(o, 'func', o)
         name = next((k for k,v in _METRICS.items() if getattr(v, 'func', v) is f or v is f), None)
-        if name is None: raise TypeError(f"save_tabcollab saves only the metrics {', '.join(_METRICS)} and rank_metrics: use learn.export()")
+        if name is None:
+            raise TypeError(f"save_tabcollab saves only the metrics {', '.join(_METRICS)} and rank_metrics: "
+                            "use learn.export()")
         res.append(name)
     if rank:
         ev = rank[0].ev
-        res.append({'rank_metrics': dict(k=ev.k, names=[m.key.split('@')[0] for m in rank if m.key!='auc'], min_rating=ev.min_rating, auc=ev.auc)})
+        names = [m.key.split('@')[0] for m in rank if m.key!='auc']
+        res.append({'rank_metrics': dict(k=ev.k, names=names, min_rating=ev.min_rating, auc=ev.auc)})
     return res
 
 def _metrics(state):
-    return L(_METRICS[m] if isinstance(m, str) else rank_metrics(**m['rank_metrics']) for m in state).concat() if state else []
+    if not state: return []
+    return L(_METRICS[m] if isinstance(m, str) else rank_metrics(**m['rank_metrics']) for m in state).concat()
 
 def _learner_state(learn):
     m,opt = learn.model,learn.opt_func
     if type(m).__name__ not in _MODELS or not hasattr(m, 'config'):
-        raise TypeError(f"save_tabcollab does not know the model {type(m).__name__}: use learn.export() for this learner")
+        raise TypeError(f"save_tabcollab does not know the model {type(m).__name__}: "
+                        "use learn.export() for this learner")
     opt_name = next((k for k,v in _OPTS.items() if v is opt), None)
     if opt_name is None: raise TypeError(f"save_tabcollab does not know the optimizer {opt!r}: use learn.export()")
-    return {'model': type(m).__name__, 'args': _jsonable(m.config, 'the model configuration'), 'loss': _loss_state(learn.loss_func),
-            'metrics': _metrics_state(learn.metrics), 'opt': opt_name, 'lr': learn.lr, 'wd': learn.wd, 'class': type(learn).__name__,
-            'sparse': [n for n,o in m.named_modules() if getattr(o, 'sparse', False)]}  # the tables with sparse gradients
+    return {'model': type(m).__name__, 'args': _jsonable(m.config, 'the model configuration'),
+            'loss': _loss_state(learn.loss_func), 'metrics': _metrics_state(learn.metrics), 'opt': opt_name,
+            'lr': learn.lr, 'wd': learn.wd, 'class': type(learn).__name__,
+            # the tables with sparse gradients
+            'sparse': [n for n,o in m.named_modules() if getattr(o, 'sparse', False)]}
 
 # %% ../nbs/07_save.ipynb #60799918
 def _digest(config:str, tensors:dict) -> str:
@@ -151,7 +164,8 @@ def save_tabcollab(
     if path.suffix.lower() in ('.pkl','.pickle','.pth','.pt'):
         raise ValueError(f"{path} names a pickle, but save_tabcollab writes safetensors (tensors and JSON): name it "
                          f"{path.with_suffix('.safetensors').name}, or use learn.export({str(path)!r}) for a pickle")
-    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: name the file to write, e.g. {path/'model.safetensors'}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: name the file to write, e.g. {path/'model.safetensors'}")
     try: save_file(tensors, path, metadata={'format': FORMAT, 'config': config, 'sha256': _digest(config, tensors)})
     except Exception as e:  # safetensors' `SafetensorError` says "Error while serializing: I/O error" and no path
         if isinstance(e, (TypeError, ValueError)): raise
@@ -169,13 +183,17 @@ def _read(path):
     except (SafetensorError, OSError, ValueError) as e:
         with open(path, 'rb') as f: zipped = f.read(2)==b'PK'  # torch.save's zip: `learn.export`'s pickle
         if zipped:
-            raise TabCollabFileError(f"{path} is a pickled learner (learn.export), not a safetensors file: load it with load_learner") from None
+            raise TabCollabFileError(f"{path} is a pickled learner (learn.export), not a safetensors file: "
+                                     "load it with load_learner") from None
         raise TabCollabFileError(f"{path} is not a complete safetensors file ({e}): truncated or damaged?") from None
-    if meta.get('format')!=FORMAT: raise TabCollabFileError(f"{path} is a safetensors file but not one written by save_tabcollab")
+    if meta.get('format')!=FORMAT:
+        raise TabCollabFileError(f"{path} is a safetensors file but not one written by save_tabcollab")
     if _digest(meta.get('config', ''), tensors)!=meta.get('sha256'):
-        raise TabCollabFileError(f"{path} was modified after it was saved (its SHA-256 digest does not match): not loading it")
+        raise TabCollabFileError(f"{path} was modified after it was saved (its SHA-256 digest does not match): "
+                                 "not loading it")
     try: return json.loads(meta['config']),tensors
-    except json.JSONDecodeError as e: raise TabCollabFileError(f"{path}: its configuration is not valid JSON ({e})") from None
+    except json.JSONDecodeError as e:
+        raise TabCollabFileError(f"{path}: its configuration is not valid JSON ({e})") from None
 
 # %% ../nbs/07_save.ipynb #3c5579d9
 def load_tabcollab(
@@ -185,12 +203,15 @@ def load_tabcollab(
     cfg,tensors = _read(path)
     d,lc = cfg['data'],cfg['learner']
     if 'side' in d: side = SideTables.from_state(d['side'])
-    else: side = SideTables({on: pd.DataFrame(cols) for on,cols in d['meta'].items()}, flag_groups=d['flag_groups'])  # 0.1
+    else:  # files of tabcollab 0.1
+        side = SideTables({on: pd.DataFrame(cols) for on,cols in d['meta'].items()}, flag_groups=d['flag_groups'])
     ds_type = {'TabularCollabMultiCat': TabularCollabMultiCat, 'TabularMultiCat': TabularMultiCat}[d['type']]
     extra = {}
     if ds_type is TabularCollabMultiCat:
-        extra = dict(rated=tensors['collab.rated'].numpy(), train_rated=tensors['collab.train_rated'].numpy(), roles=CollabRoles(**d['roles']),
-                     item_stats=pd.DataFrame({'count': tensors['collab.count'].numpy(), 'mean_rating': tensors['collab.mean_rating'].numpy()}))
+        extra = dict(rated=tensors['collab.rated'].numpy(), train_rated=tensors['collab.train_rated'].numpy(),
+                     roles=CollabRoles(**d['roles']),
+                     item_stats=pd.DataFrame({'count': tensors['collab.count'].numpy(),
+                                              'mean_rating': tensors['collab.mean_rating'].numpy()}))
     to = ds_type(pd.DataFrame(), procs=[_proc(p, tensors) for p in d['procs']], cat_names=d['cat_names'],
                  cont_names=d['cont_names'], y_names=d['y_names'], multicat_names=d['multicat_names'], sep=d['sep'],
                  meta=side, y_block=TransformBlock(), do_setup=False, reduce_memory=False, **extra)
@@ -209,7 +230,8 @@ def load_tabcollab(
     loss = lc['loss'] if isinstance(lc['loss'], dict) else {'type': lc['loss']}  # files of tabcollab 0.1 name it only
     learner = CollabMultiCatLearner if lc.get('class')=='CollabMultiCatLearner' else MultiCatLearner
     return learner(dls, model, loss_func=_LOSSES[loss['type']](**{k:v for k,v in loss.items() if k!='type'}),
-                   metrics=_metrics(lc['metrics']), opt_func=_OPTS[lc['opt']], lr=lc['lr'], wd=lc['wd'], cbs=[TrimHeap(), ThreadPolicy(), LazyCatchUp()])
+                   metrics=_metrics(lc['metrics']), opt_func=_OPTS[lc['opt']], lr=lc['lr'], wd=lc['wd'],
+                   cbs=[TrimHeap(), ThreadPolicy(), LazyCatchUp()])
 
 # %% ../nbs/07_save.ipynb #5992bee6
 def _random_states(learn):
@@ -229,7 +251,8 @@ class Checkpoint(SaveModelCallback):
     def __init__(self, fname:str='checkpoint'): super().__init__(fname=fname, every_epoch=True, with_opt=True)
     def after_epoch(self):
         super().after_epoch()
-        torch.save(_random_states(self.learn), self.learn.path/self.learn.model_dir/f'{self.fname}_{self.epoch}_random.pth')
+        torch.save(_random_states(self.learn),
+                   self.learn.path/self.learn.model_dir/f'{self.fname}_{self.epoch}_random.pth')
 
 @patch
 def resume(self:MultiCatLearner,

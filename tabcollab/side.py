@@ -15,7 +15,7 @@ import warnings
 
 # %% ../nbs/00a_side.ipynb #5de00006
 def key_kind(col:pd.Series, name=None) -> str:
-    "'number', 'string', 'bool' or 'empty' (no value at all): the kind of the ids in `col`; a `TypeError` naming the column if it mixes kinds"
+    "Kind of the ids in `col`: 'number', 'string', 'bool' or 'empty' (no value at all); a `TypeError` if it mixes kinds"
     if isinstance(col.dtype, pd.CategoricalDtype): col = pd.Series(col.cat.categories)
     if not col.notna().any(): return 'empty'  # an id column with no id (rows made for items have no user): any kind
     if pd.api.types.is_bool_dtype(col.dtype): return 'bool'
@@ -53,20 +53,23 @@ class SideTables:
     def __init__(self,
         tables:pd.DataFrame|dict=None, # {key column: frame with one row per key}, or one frame joined on `on`
         on:str=None, # Key column of a single frame `tables`
-        flag_groups:dict=None, # {name: [0/1 columns]}: multi-category columns stored as flags (in any table or the frame)
+        flag_groups:dict=None, # {name: [0/1 columns]}: multi-category columns stored as flags (in a table or the frame)
         names:dict=None, # {key column: what messages call its table} (default: "the side table joined on 'key'")
     ):
         self.tables,self.flag_groups = _table_dict(tables, on),dict(ifnone(flag_groups, {}))
-        self.names = {k: ifnone(names, {}).get(k, f"the side table joined on '{k}'") for k in {*self.tables, *ifnone(names, {})}}
+        names = ifnone(names, {})
+        self.names = {k: names.get(k, f"the side table joined on '{k}'") for k in {*self.tables, *names}}
         self.index = {on: self._key_index(on) for on in self.tables}
         self.blank,self.checked = {},False  # what rows made for unknown keys hold (`setup`); whether `check` ran
 
     def _key_index(self, on) -> pd.Index:
         "The keys of the table on `on`, one row each"
         t = self.tables[on]
-        if on not in t.columns: raise KeyError(f"column '{on}' not found in {self.names[on]}; columns present: {list(t.columns)}")
+        if on not in t.columns:
+            raise KeyError(f"column '{on}' not found in {self.names[on]}; columns present: {list(t.columns)}")
         dup = t[on].duplicated()
-        if dup.any(): raise ValueError(f"{self.names[on]} has several rows for {on}={_show(t[on][dup].iloc[0])}: one row per key")
+        if dup.any():
+            raise ValueError(f"{self.names[on]} has several rows for {on}={_show(t[on][dup].iloc[0])}: one row per key")
         return pd.Index(t[on])
 
     def __len__(self): return len(self.tables)
@@ -75,10 +78,11 @@ class SideTables:
     def __getitem__(self, on) -> pd.DataFrame: return self.tables[on]
     def items(self): return self.tables.items()
     def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k!r}: {len(t):,} rows x {t.shape[1]} columns' for k,t in self.items())})"
+        tables = ', '.join(f'{k!r}: {len(t):,} rows x {t.shape[1]} columns' for k,t in self.items())
+        return f"{type(self).__name__}({tables})"
 
     def owner(self, name):
-        "Key column of the table that provides input `name` (a column, or every flag of a flag group); None when none does"
+        "Key column of the table providing input `name` (a column, or every flag of a flag group); None if none does"
         return next((on for on,t in self.items() if name!=on and has_multicat(t, name, self.flag_groups)), None)
 
     def provided(self, df:pd.DataFrame, names) -> list:
@@ -109,7 +113,8 @@ def check(self:SideTables,
         a,b = key_kind(df[on], on),key_kind(pd.Series(self.index[on]), on)
         if 'empty' not in (a,b) and a!=b:
             raise TypeError(f"column '{on}' holds {a} ids (e.g. {_show(df[on].dropna().iloc[0])}) but {self.names[on]} "
-                            f"holds {b} ids (e.g. {_show(self.index[on][0])}): they would never match; convert one to the other's type")
+                            f"holds {b} ids (e.g. {_show(self.index[on][0])}): they would never match; "
+                            "convert one to the other's type")
         warn_unmatched(self.positions(df[on], on), on, [c for c in self.tables[on].columns if c!=on], self.names[on])
         self._check_numbers(on, [n for n in used if n in L(cont_names)])
     self.checked = True
@@ -118,13 +123,17 @@ def check(self:SideTables,
 def _check_flag_groups(self:SideTables, df, multicat_names):
     "Raise on a flag group that is not a multi-category column, or whose flag columns no table (or `df`) has in full"
     extra = [n for n in self.flag_groups if n not in multicat_names]
-    if extra: raise ValueError(f"flag_groups names {extra}, which multicat_names {list(multicat_names)} lacks: add them there")
+    if extra:
+        raise ValueError(f"flag_groups names {extra}, which multicat_names {list(multicat_names)} lacks: "
+                         "add them there")
     for n,cols in self.flag_groups.items():
         tables = {'the data': df, **{f"the side table on '{on}'": t for on,t in self.items()}}
         if any(has_multicat(t, n, self.flag_groups) for t in tables.values()): continue
-        where,t = next(((w,t) for w,t in tables.items() if any(c in t.columns for c in cols)), ('the data or its side tables', None))
+        where,t = next(((w,t) for w,t in tables.items() if any(c in t.columns for c in cols)),
+                       ('the data or its side tables', None))
         missing = [c for c in cols if t is None or c not in t.columns]
-        raise KeyError(f"flag group {n!r}: columns {missing} not found in {where}" + ('' if t is None else f"; columns present: {list(t.columns)}"))
+        present = '' if t is None else f"; columns present: {list(t.columns)}"
+        raise KeyError(f"flag group {n!r}: columns {missing} not found in {where}" + present)
 
 @patch
 def _check_numbers(self:SideTables, on, names):
@@ -136,7 +145,8 @@ def _check_numbers(self:SideTables, on, names):
         bad = col.notna() & pd.to_numeric(col, errors='coerce').isna()
         if bad.any():
             raise TypeError(f"continuous column '{n}' of {self.names[on]} holds values that are not numbers, "
-                            f"e.g. {_show(col[bad].iloc[0])} for {on}={_show(t[on][bad].iloc[0])}: make it numeric, or list it in cat_names")
+                            f"e.g. {_show(col[bad].iloc[0])} for {on}={_show(t[on][bad].iloc[0])}: make it numeric, "
+                            "or list it in cat_names")
 
 # %% ../nbs/00a_side.ipynb #5de00017
 @patch
@@ -167,7 +177,7 @@ def add_column(self:SideTables,
     name:str, # The new column
     values:pd.Series, # Its values, indexed by key
 ):
-    "Add the column `name` (`values`, by key) to the table on `on`; keys it lacks get a row of their own, missing elsewhere"
+    "Add column `name` (`values`, by key) to the table on `on`; keys it lacks get a row of their own, missing elsewhere"
     t = self.tables.get(on)
     if t is None: t = pd.DataFrame({on: values.index[:0]})
     if name in t.columns: raise ValueError(f"{self.names.get(on, 'the side table')} already has a column {name!r}")
@@ -209,9 +219,10 @@ def rows(self:SideTables,
         if skip(c): continue
         if c in self.flag_groups: cols.update({f: np.zeros(n, np.int8) for f in self.flag_groups[c] if f not in keys})
         else: cols[c] = np.full(n, None, dtype=object)
-    if targets: cols.update({c: np.full(n, v, dtype=object if isinstance(v, str) else None) for c,v in b.get('y', {}).items()})
-    return pd.DataFrame({**{k: pd.Series(v, dtype=object) if not hasattr(v, 'dtype') else v for k,v in keys.items()}, **cols},
-                        index=range(n))
+    if targets:
+        cols.update({c: np.full(n, v, dtype=object if isinstance(v, str) else None) for c,v in b.get('y', {}).items()})
+    key_cols = {k: pd.Series(v, dtype=object) if not hasattr(v, 'dtype') else v for k,v in keys.items()}
+    return pd.DataFrame({**key_cols, **cols}, index=range(n))
 
 # %% ../nbs/00a_side.ipynb #5de00024
 @patch

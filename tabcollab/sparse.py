@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 # %% ../nbs/04a_sparse.ipynb #88d21497
 def _adamw_(p, g, m, v, lr, b1, b2, eps, wd, step):
-    "Decoupled-weight-decay Adam update of `p` and its moments `m`, `v` from the gradient `g`, in place, in torch's order"
+    "Decoupled-weight-decay Adam update of `p` and its moments `m`, `v` from gradient `g`, in place, in torch's order"
     if wd: p.mul_(1-lr*wd)
     m.lerp_(g, 1-b1)
     v.mul_(b2).addcmul_(g, g, value=1-b2)
@@ -52,11 +52,12 @@ def _catch_up_adamw_(p, g, st, lr, b1, b2, eps, wd, step):
     if len(rows):
         v = st['exp_avg_sq']
         pr,vr = p.index_select(0, rows),v.index_select(0, rows)
-        # the steps since each row's last update decayed its second moment by b2 each, and its weights by their weight decay
+        # each step since a row's last update decayed its second moment by b2, and its weights by their weight decay
         missed = (step-1) - st['updated'].index_select(0, rows)
         vr.mul_(torch.pow(b2, (missed+1).to(vr.dtype))[:,None]).addcmul_(gv, gv, value=1-b2)
         pr.mul_((torch.exp(st['log_decay'] - st['decayed'].index_select(0, rows))*(1-lr*wd)).to(pr.dtype)[:,None])
-        pr.addcdiv_(gv, vr.sqrt().div_(math.sqrt(1-b2**step)).add_(eps), value=-lr)  # `_adamw_` with b1=0, in torch's order
+        # `_adamw_` with b1=0, in torch's order
+        pr.addcdiv_(gv, vr.sqrt().div_(math.sqrt(1-b2**step)).add_(eps), value=-lr)
         p.index_copy_(0, rows, pr); v.index_copy_(0, rows, vr)
         st['updated'].index_fill_(0, rows, step)
     # the log of the factor weight decay has shrunk an untouched row by, so far; `lr*wd >= 1` (the end of an `lr_find`)
@@ -71,7 +72,7 @@ def _catch_up_(p, st):
 
 # %% ../nbs/04a_sparse.ipynb #7b4a6eab
 class LazyAdamW(torch.optim.Optimizer):
-    "AdamW whose sparse gradients update only the rows they touch; by default as AdamW without momentum would (`catch_up`)"
+    "AdamW whose sparse gradients update only the rows they touch; by default as momentum-free AdamW would (`catch_up`)"
     def __init__(self, params,
         lr:float=1e-3, # Learning rate
         betas:tuple=(0.9,0.999), # Decay of the first and second moments (fastai's `mom` and `sqr_mom`)
@@ -86,10 +87,12 @@ class LazyAdamW(torch.optim.Optimizer):
 
     def _init_state(self, p, st, sparse, catch_up):
         if sparse and p.grad.sparse_dim()!=1:  # checked at the first step: later steps trust it
-            raise ValueError(f"LazyAdamW takes row-sparse gradients (sparse_dim 1, as embeddings give), got sparse_dim {p.grad.sparse_dim()}")
+            raise ValueError("LazyAdamW takes row-sparse gradients (sparse_dim 1, as embeddings give), "
+                             f"got sparse_dim {p.grad.sparse_dim()}")
         st.update(step=0, exp_avg_sq=torch.zeros_like(p))
         if sparse and catch_up:  # per row: the step of its last update, and the log decay then
-            st.update(updated=torch.zeros(len(p), dtype=torch.long), decayed=torch.zeros(len(p), dtype=torch.float64), log_decay=0.)
+            st.update(updated=torch.zeros(len(p), dtype=torch.long),
+                      decayed=torch.zeros(len(p), dtype=torch.float64), log_decay=0.)
         else: st['exp_avg'] = torch.zeros_like(p)
 
     @torch.no_grad()
@@ -136,7 +139,7 @@ def lazy_adam(params, **kwargs):
     return LazyZeroGrad(params, opt=LazyAdamW, **merge(dict(betas=(0.9,0.99), eps=1e-5), kwargs))
 
 class LazyCatchUp(Callback):
-    "Before validation and at the end of `fit`, give `LazyAdamW`'s sparse rows the weight decay they missed (`catch_up`)"
+    "Before validation and after `fit`, give `LazyAdamW`'s sparse rows the weight decay they missed (`catch_up`)"
     order = 5  # any order works: every `before_validate` runs before the first validation batch reads a weight
     def _catch_up(self):
         opt = getattr(getattr(self.learn, 'opt', None), 'opt', None)
@@ -149,9 +152,10 @@ def sparse_embeddings(
     model:nn.Module, # Its `nn.Embedding`s and `nn.EmbeddingBag`s get sparse gradients, in place
     min_rows:int=0, # Tables with fewer rows keep dense gradients (a batch touches most of them anyway)
 ) -> nn.Module: # `model`
-    "Give the `nn.Embedding`s and `nn.EmbeddingBag`s of `model` with `min_rows` rows or more sparse gradients (not max-pooling bags)"
+    "Give `model`'s `nn.Embedding`s and `nn.EmbeddingBag`s (not max-pooling) of `min_rows`+ rows sparse gradients"
     for m in model.modules():
-        if isinstance(m, nn.Embedding) or (isinstance(m, nn.EmbeddingBag) and m.mode!='max'): m.sparse = m.num_embeddings>=min_rows
+        if isinstance(m, nn.Embedding) or (isinstance(m, nn.EmbeddingBag) and m.mode!='max'):
+            m.sparse = m.num_embeddings>=min_rows
     return model
 
 # %% ../nbs/04a_sparse.ipynb #f79a5055
@@ -168,12 +172,14 @@ class _CoalescedLookup(torch.autograd.Function):
         rows,inv = ctx.saved_tensors
         grad = grad.reshape(-1, grad.shape[-1])
         vals = grad.new_zeros(len(rows), grad.shape[1]).index_add_(0, inv.reshape(-1), grad)
-        return None,torch.sparse_coo_tensor(rows[None], vals, (ctx.n_rows, grad.shape[1]), is_coalesced=True, check_invariants=False)
+        return None,torch.sparse_coo_tensor(rows[None], vals, (ctx.n_rows, grad.shape[1]), is_coalesced=True,
+                                            check_invariants=False)
 
 class CoalescedEmbedding(Embedding):
     "fastai's `Embedding`; with `sparse=True` its sparse gradient comes coalesced (one row per distinct index)"
     def forward(self, x):
-        if self.sparse and self.padding_idx is None and self.max_norm is None and torch.is_grad_enabled() and self.weight.requires_grad:
+        plain = self.padding_idx is None and self.max_norm is None
+        if self.sparse and plain and torch.is_grad_enabled() and self.weight.requires_grad:
             return _CoalescedLookup.apply(x, self.weight)
         return super().forward(x)
 
@@ -194,7 +200,7 @@ def embedding_width(model:nn.Module) -> int:
 SMALL_BATCH_WORK = 100_000  # `bs` x embedding width below which `ThreadPolicy` uses 1 thread (measured: see above)
 
 class ThreadPolicy(Callback):
-    "Run `fit` on `threads` PyTorch threads, by default 1 for small batches (`bs` x embedding width < `small`), and restore"
+    "Run `fit` on `threads` threads, by default 1 for small batches (`bs` x embedding width < `small`), and restore"
     order = -50
     def __init__(self,
         threads:int=None, # Threads for `fit`; None: 1 for small batches, else leave the count as it is
