@@ -207,9 +207,15 @@ def tabcollab_train(
 
 # %% ../nbs/08_cli.ipynb #cb4dcc9f
 def _as_id(vocab, s):
-    "The command line's string `s` as an id of `vocab`'s type (ids are often ints)"
-    if s in vocab.o2i or not isinstance(vocab[1], (int, np.integer)): return s
-    try: return int(s)
+    "The command line's string `s` as the id of `vocab` it spells ('3' for 3, '27.5' for 27.5), else as it is"
+    convs = (str, int, float)
+    for conv in convs:
+        try: v = conv(s)
+        except ValueError: continue
+        if v in vocab.o2i: return v
+    # an id the model does not know: of the classes' kind, so that the error shows it as such
+    kind = next((c for c in (int, float) if isinstance(vocab[1], (c, np.integer if c is int else np.floating))), str)
+    try: return kind(s)
     except ValueError: return s
 
 @call_parse

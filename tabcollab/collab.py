@@ -1,4 +1,4 @@
-"""Collaborative data: the columns' roles (`CollabRoles`), who rated what, and every item's and user's inputs (`TabularCollabMultiCat`)
+"""Collaborative data: the columns' roles, who rated what, every item's and user's inputs (`TabularCollabMultiCat`)
 
 Docs: https://tabcollab.github.io/tabcollab/collab.html.md"""
 

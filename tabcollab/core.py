@@ -1,4 +1,4 @@
-"""Frames with list-valued columns, processed the fastai way: `TabularMultiCat` (a `TabularPandas`) and `MultiCategorify` (a `TabularProc`)
+"""Frames with list-valued columns, the fastai way: `TabularMultiCat` and `MultiCategorify` (a `TabularProc`)
 
 Docs: https://tabcollab.github.io/tabcollab/core.html.md"""
 

@@ -1,4 +1,4 @@
-"""`DataLoaders` whose batches are `(cats, conts, *bags, y)`, built by indexing tensors: `TabularMultiCatDataLoaders`, `CollabMultiCatDataLoaders` (with sampled negatives for ranking)
+"""`DataLoaders` whose batches `(cats, conts, *bags, y)` are built by indexing tensors, with negatives for ranking
 
 Docs: https://tabcollab.github.io/tabcollab/data.html.md"""
 

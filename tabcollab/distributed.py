@@ -1,4 +1,4 @@
-"""Train on several GPUs or machines with fastai's own engine: `learn.distrib_ctx()` (Hugging Face `accelerate`, PyTorch DDP)
+"""Train on several GPUs or machines with fastai's own engine: `learn.distrib_ctx()` (`accelerate`, PyTorch DDP)
 
 Docs: https://tabcollab.github.io/tabcollab/distributed.html.md"""
 

@@ -1,4 +1,4 @@
-"""Bags of vocabulary indices from list-valued cells (lists, `A|B` strings, groups of 0/1 flag columns): parse, check, encode and decode them
+"""Bags of vocabulary indices from list-valued cells (lists, `A|B` strings, 0/1 flag columns), encoded and decoded
 
 Docs: https://tabcollab.github.io/tabcollab/encoding.html.md"""
 

@@ -1,4 +1,4 @@
-"""Look inside a trained model: embedding tables, PCA maps, nearest neighbours, recommendations and explanations, as one-liners on the `Learner`
+"""Look inside a trained model: embeddings, PCA maps, neighbours, recommendations and explanations, on the `Learner`
 
 Docs: https://tabcollab.github.io/tabcollab/interpret.html.md"""
 

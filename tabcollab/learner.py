@@ -1,4 +1,4 @@
-"""`collab_multicat_learner` and `tabular_multicat_learner`: a fastai `Learner` in one line, with defaults that train well
+"""`collab_multicat_learner` and `tabular_multicat_learner`: a fastai `Learner` in one line, with good defaults
 
 Docs: https://tabcollab.github.io/tabcollab/learner.html.md"""
 

@@ -1,4 +1,4 @@
-"""Ranking metrics for implicit-feedback recommenders: top-k lists, precision, recall, NDCG, hit rate, AUC and catalogue coverage, vectorised in torch
+"""Ranking metrics: top-k lists, precision, recall, NDCG, hit rate, AUC and catalogue coverage, vectorised in torch
 
 Docs: https://tabcollab.github.io/tabcollab/metrics.html.md"""
 

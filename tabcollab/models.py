@@ -1,4 +1,4 @@
-"""`MultiHotEmbedding` (an `nn.EmbeddingBag`), the multi-hot `TabularModel`, and a dot-product model whose items are placed by their id and their genres
+"""`MultiHotEmbedding`, the multi-hot `TabularModel`, and a dot-product model of items placed by id and genres
 
 Docs: https://tabcollab.github.io/tabcollab/models.html.md"""
 

@@ -1,4 +1,4 @@
-"""Read every MovieLens release into `(ratings, items)` with genre (and tag) lists, and generate a synthetic MovieLens-like dataset
+"""Every MovieLens release as `(ratings, items)` with genre (and tag) lists, and a synthetic MovieLens-like dataset
 
 Docs: https://tabcollab.github.io/tabcollab/movielens.html.md"""
 

@@ -1,4 +1,4 @@
-"""Implicit feedback: ranking losses over sampled negatives, top-N items for many users at once, and ranking metrics as fastai metrics
+"""Implicit feedback: ranking losses over sampled negatives, top-N items for many users at once, ranking metrics
 
 Docs: https://tabcollab.github.io/tabcollab/ranking.html.md"""
 

@@ -1,4 +1,4 @@
-"""Share a trained learner safely: `save_tabcollab` writes tensors (safetensors) and JSON, `load_tabcollab` runs no pickled code
+"""Share a learner safely: `save_tabcollab` writes tensors and JSON, `load_tabcollab` runs no pickled code
 
 Docs: https://tabcollab.github.io/tabcollab/save.html.md"""
 

@@ -1,4 +1,4 @@
-"""Item and user tables joined to the rows by their key: `SideTables` holds them, checks them once, joins them, and makes the rows of keys nobody rated
+"""Item and user tables: `SideTables` checks them once, joins them by key, and makes the rows of unknown keys
 
 Docs: https://tabcollab.github.io/tabcollab/side.html.md"""
 
@@ -209,7 +209,8 @@ def rows(self:SideTables,
 ) -> pd.DataFrame: # Raw rows, to process as new rows are
     "Rows holding `keys`, every other input unknown (`#na#`, the recorded numbers) unless a table provides it by key"
     n = ifnone(n, len(first(keys.values())) if keys else 1)
-    b,cols = self.blank,{}
+    b = self.blank
+    cols = {on: np.full(n, np.nan) for on in self.tables if on not in keys}  # keys not given: unknown (joined as such)
     skip = lambda c: c in keys or c in cols or self.owner(c) is not None
     for c in b.get('cat', []):
         if not skip(c): cols[c] = np.full(n, np.nan)

@@ -1,4 +1,4 @@
-"""Sparse embedding gradients with a lazy AdamW that updates only the rows a batch touches, and a thread policy for small models
+"""Sparse embedding gradients: a lazy AdamW that updates only the rows a batch touches, and a thread policy
 
 Docs: https://tabcollab.github.io/tabcollab/sparse.html.md"""
 
