@@ -221,23 +221,30 @@ def _as_id(vocab, s):
 @call_parse
 def tabcollab_recommend(
     model:str='model.safetensors', # A model saved by `tabcollab train` (either format)
-    user:str=None, # Required (or --all-users): the user to recommend to, or several separated by commas: 1,2,3
+    user:str=None, # Required (or --all-users, --items): the user to recommend to, or several: 1,2,3
     all_users:bool=False, # Recommend to every user the model knows (instead of --user)
+    items:str=None, # A new user, from the items they liked: 1,50,181 (a model trained with a history)
     N:int=10, # How many items per user
 ):
     "The top-n items each user has not rated yet, with titles, genres and predicted ratings (scores: ranking models)"
-    if user is None and not all_users: raise ValueError("--user is required (or --all-users for every user)")
-    if user is not None and all_users: raise ValueError("--user and --all-users: give one of them")
+    if sum(o is not None and o is not False for o in (user, all_users, items))!=1:
+        raise ValueError("--user is required (or --all-users for every user, or --items for a new user): give one")
     N = _check_int(N, '-n/--n')
-    users = None if all_users else [s.strip() for s in str(user).split(',') if s.strip()]
+    users = None if all_users or items else [s.strip() for s in str(user).split(',') if s.strip()]
     if users==[]: raise ValueError(f"--user {user!r} names no user")
+    liked = [s.strip() for s in str(items).split(',') if s.strip()] if items else None
+    if liked==[]: raise ValueError(f"--items {items!r} names no item")
     learn = _load(model)
     ds = learn.dls.train_ds
     if users is not None: users = [_as_id(ds.classes[ds.roles.user], s) for s in users]
-    recs = learn.recommend(users if users is None or len(users)>1 else users[0], n=N)
+    if liked is not None:
+        liked = [_as_id(ds.classes[ds.roles.item], s) for s in liked]
+        recs = learn.recommend(history={'new user': liked}, n=N).drop(columns=ds.roles.user)
+    else: recs = learn.recommend(users if users is None or len(users)>1 else users[0], n=N)
     for c in ds.multicat_names:
         if c in recs: recs[c] = recs[c].map('|'.join)
-    who = (f"all {ds.n_users-1:,} users" if users is None
+    who = (f"a new user who liked {', '.join(map(str, liked))}" if liked is not None
+           else f"all {ds.n_users-1:,} users" if users is None
            else f"user{'s' if len(users)>1 else ''} {', '.join(map(str, users))}")
     print(f"We recommend to {who}:")
     print(recs.to_string(index=False, float_format=lambda x: f'{x:.2f}'))

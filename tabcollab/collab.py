@@ -26,8 +26,9 @@ class CollabRoles:
         user_side:list=(), # Inputs that describe the user (the user table's columns)
         implicit:bool=False, # Rows are interactions (positives), ranked against sampled negatives
         min_rating:float=None, # Implicit data: rows rated below this are seen, not positive
+        history:str=None, # The user-side bag of each user's training positives (item ids), if any
     ):
-        store_attr('user,item,rating,title,implicit,min_rating')
+        store_attr('user,item,rating,title,implicit,min_rating,history')
         self.item_side = list(dict.fromkeys([item, *L(item_side)]))
         self.user_side = list(dict.fromkeys([user, *L(user_side)]))
 
@@ -143,6 +144,14 @@ class TabularCollabMultiCat(TabularMultiCat):
             to.process(check=False)
             cache[side] = TabularTensors(to)
         return cache[side]
+
+    def history_items(self) -> Tensor:
+        "Item code of each value of the history's vocabulary (0 for padding, `#na#` and ids no training row has)"
+        vocab = self.multicat_classes[self.roles.history]
+        items = pd.Index(list(self.classes[self.roles.item]), dtype=object)
+        codes = items.get_indexer(pd.Index(list(vocab), dtype=object))
+        codes[:2] = 0
+        return torch.from_numpy(np.maximum(codes, 0))
 
     def side_table(self, side:str='item') -> TabularMultiCat:
         "One processed row per item code (per user code with `side='user'`): that side's inputs, the others unknown"

@@ -121,12 +121,14 @@ class TabularMultiCat(TabularPandas):
                  meta:pd.DataFrame|dict|SideTables=None, # A frame on `meta_on`, {key column: frame}, or `SideTables`
                  meta_on:str=None, # Column of `df` (and `meta`) to join a single `meta` frame on
                  bags:dict=None, # Encoded `Bags` per multi-category column (set by `MultiCategorify`)
+                 id_bags:dict=None, # {column: id column}: bags of ids of another column, matched exactly (a history)
                  splits=None, do_setup=True,
                  inplace=False, # Accepted as fastai does; frames are never deep-copied (copy-on-write protects them)
                  reduce_memory=True, **kwargs):
         self.side = meta if isinstance(meta, SideTables) else SideTables(meta, meta_on, flag_groups)
         if isinstance(meta, SideTables) and flag_groups: self.side.flag_groups.update(flag_groups)
         self.sep,self.multicat_names,self.bags = sep,L(multicat_names),dict(ifnone(bags, {}))
+        self.id_bags = dict(ifnone(id_bags, {}))
         # a new frame object over the same data: assigning its columns (procs do) never reaches the caller's frame
         df = df.copy(deep=False)
         if do_setup:
@@ -232,7 +234,7 @@ class TabularMultiCat(TabularPandas):
         import tabcollab.data  # noqa: F401
         return type(self)._dbunch_type
 
-    _carry = ('procs','cat_names','cont_names','y_names','device','multicat_names','sep','bags')
+    _carry = ('procs','cat_names','cont_names','y_names','device','multicat_names','sep','bags','id_bags')
     def new(self, df, inplace=False):
         "A `TabularMultiCat` of `df` with the same columns, processing, side tables and bags"
         return type(self)(df, do_setup=False, reduce_memory=False, y_block=TransformBlock(), inplace=inplace,
@@ -251,7 +253,7 @@ class TabularMultiCat(TabularPandas):
     def show(self, max_n=10, **kwargs):
         "Show the first `max_n` rows decoded, multi-category columns as `sep`-joined strings"
         df = self.new(self.all_cols[:max_n]).decode().items
-        for n in self.multicat_names: df[n] = df[n].map(self.sep.join)
+        for n in self.multicat_names: df[n] = df[n].map(lambda o: self.sep.join(map(str, o)))  # ids too
         display_df(df)
 
 # %% ../nbs/00b_core.ipynb #b1f364d6
@@ -259,14 +261,15 @@ class MultiCategorify(TabularProc):
     "Encode the list-valued columns `to.multicat_names` as bags of vocabulary indices (0 padding, 1 `#na#`)"
     order = 0 # Before `Categorify`: the joins with the side tables use the raw ids
 
-    def _values(self, df, name, sep, flag_groups):
-        "(row, value) pairs of column `name` of `df`"
-        if name in flag_groups: return flag_values(df, flag_groups[name], name)
-        return cell_values(df[name], sep, name)
+    def _values(self, to, df, name):
+        "(row, value) pairs of column `name` of `df`: the ids of a bag of ids, else stripped strings"
+        if name in to.id_bags: return id_values(df[name])
+        if name in to.flag_groups: return flag_values(df, to.flag_groups[name], name)
+        return cell_values(df[name], to.sep, name)
 
     def _side_values(self, to, n, on):
         "(row, value) pairs of column `n` of the side table joined on `on`; errors say which table"
-        try: return self._values(to.side[on], n, to.sep, to.flag_groups)
+        try: return self._values(to, to.side[on], n)
         except (TypeError, ValueError) as e: raise type(e)(f"{e} (in the side table joined on '{on}')") from None
 
     def setups(self, to):
@@ -284,15 +287,16 @@ class MultiCategorify(TabularProc):
         self.multicat_classes = {}
         for n in to.multicat_names:
             vals = [side_vals[n]] if n in side_vals else []
-            if has_multicat(to.items, n, to.flag_groups): vals.append(self._values(to.items, n, to.sep, to.flag_groups))
-            self.multicat_classes[n] = BagVocab(pd.concat(vals) if vals else pd.Series([], dtype=str))
+            if has_multicat(to.items, n, to.flag_groups): vals.append(self._values(to, to.items, n))
+            vocab = IdVocab if n in to.id_bags else BagVocab
+            self.multicat_classes[n] = vocab(pd.concat(vals) if vals else pd.Series([], dtype=object))
         self.side_bags = {n: encode_bags(v, len(to.side[self.bag_side[n]]), self.multicat_classes[n])
                           for n,v in side_vals.items()}
 
     def _encode(self, to, n):
         "Bag ids of column `n` of `to`, and the `Bags` they point into"
         vocab,on = self.multicat_classes[n],self.bag_side[n]
-        vals = self._values(to.items, n, to.sep, to.flag_groups) if has_multicat(to.items, n, to.flag_groups) else None
+        vals = self._values(to, to.items, n) if has_multicat(to.items, n, to.flag_groups) else None
         part = [c for c in to.flag_groups.get(n, []) if c in to.items.columns]
         if vals is None and part:
             warnings.warn(f"flag group {n!r}: the rows have {part} but not all of {to.flag_groups[n]}: "

@@ -13,7 +13,7 @@ from .encoding import *
 from .encoding import _check_int, _show
 from .side import *
 from .core import *
-from .core import _tensor, _find_proc
+from .core import _tensor, _find_proc, _plain_ids
 from .collab import *
 import warnings
 
@@ -84,9 +84,12 @@ class MultiCatDataLoader(TfmdDL):
 
     def decode(self, b):
         "Decode batch `b` to a `TabularMultiCat` (its `show` decodes the values)"
-        b = super().decode(b)
+        # fastai's `decode` would also cast the batch to the types of the loader's first batch, which differ between a
+        # training batch of users (`RowBags`) and a validation one: the batches are plain tensors, nothing to restore
+        b = to_cpu(self.after_batch.decode(b))
         to,n_mc = self.dataset,len(self.dataset.multicat_names)
         cats,conts,bags,ys = b[0],b[1],b[2:2+n_mc],b[2+n_mc:]
+        bags = [o[0][o[1]] if isinstance(o, tuple) else o for o in bags]  # `RowBags`: each row's bag
         cols = {**dict(zip(to.cat_names, to_np(cats).T)), **dict(zip(to.cont_names, to_np(conts).T)),
                 **{n: np.arange(len(cats)) for n in to.multicat_names}}
         if len(ys): cols.update(zip(to.y_names, to_np(ys[0]).reshape(len(cats), -1).T))
@@ -100,7 +103,7 @@ TabularMultiCat._dl_type = MultiCatDataLoader
 @dispatch
 def show_results(x:TabularMultiCat, y:TabularMultiCat, samples, outs, ctxs=None, max_n=10, **kwargs):
     df = x.new(x.all_cols[:max_n]).decode().items
-    for n in x.multicat_names: df[n] = df[n].map(x.sep.join)
+    for n in x.multicat_names: df[n] = df[n].map(lambda o: x.sep.join(map(str, o)))  # a history: ids
     cat = _find_proc(x.procs, Categorize, exact=True)  # not `MultiCategorize`: its predictions are one-hot
     for n in x.y_names:  # a class is shown by its label, as the target beside it (fastai's shows both as codes)
         pred = y[n][:max_n].to_numpy()
@@ -162,7 +165,7 @@ class TabularMultiCatDataLoaders(TabularDataLoaders):
         bs = _check_int(bs, 'bs')
         if val_bs is not None: val_bs = _check_int(val_bs, 'val_bs')
         procs = ifnone(procs, [Categorify, MultiCategorify, FillMissing, Normalize])
-        keys = ['sep','flag_groups','meta','meta_on','inplace','reduce_memory','roles']
+        keys = ['sep','flag_groups','meta','meta_on','inplace','reduce_memory','roles','id_bags']
         tkw = {k: kwargs.pop(k) for k in keys if k in kwargs}
         to = cls._to_type(df, procs, cat_names, cont_names, y_names, multicat_names=multicat_names, y_block=y_block,
                           splits=_splits(len(df), valid_idx, valid_pct, seed), **tkw)
@@ -188,6 +191,9 @@ class CollabDataLoader(MultiCatDataLoader):
                  n_neg:int=0, # Negatives drawn per batch (implicit data; 0: none, as in test sets)
                  sampling:str='uniform', # 'uniform', or 'popularity' (training positives ** 0.75)
                  seen:str='train', # Whose interactions mask negatives: 'train' rows, or 'all' (training + validation)
+                 by_user:bool=False, # Batches of `bs` users whose histories are split into inputs and targets
+                 keep:tuple=(0.5,0.8), # `by_user`: each user's share of history kept as input, drawn in this range
+                 min_batches:int=360, # `by_user`: an epoch goes over the users until it has this many batches
                  **kwargs):
         if sampling not in ('uniform','popularity'):
             raise ValueError(f"sampling must be 'uniform' or 'popularity', got {sampling!r}")
@@ -207,14 +213,68 @@ class CollabDataLoader(MultiCatDataLoader):
             w[0] = 0  # never `#na#`
             if w.sum()==0: raise ValueError("no item has a training positive to sample negatives from")
             self.neg_probs = (w/w.sum()).float()
+        self.by_user = bool(by_user and self.implicit and n_neg and dataset.roles.history)
+        if self.by_user: self._setup_users(keep, min_batches)
+
+    def _setup_users(self, keep, min_batches):
+        "The histories (vocabulary indices and item codes, by user code) and the users with two items or more"
+        ds,r = self.dataset,self.dataset.roles
+        self.keep,ut = keep,ds.side_table('user')
+        hist = ut.bags[r.history].take(ut.items[r.history].to_numpy())  # row c: user code c
+        items = ds.history_items()[hist.values]
+        ok = items>0  # ids no training row has are no targets
+        self.hist_vocab,self.hist_items = hist.values[ok],items[ok]
+        counts = torch.zeros(len(hist), dtype=torch.long).index_add_(0, torch.repeat_interleave(
+            torch.arange(len(hist)), hist.lengths)[ok], torch.ones(int(ok.sum()), dtype=torch.long))
+        self.hist_offsets = F.pad(counts.cumsum(0), (1,0))
+        self.users = torch.nonzero(counts>=2).flatten()
+        if not len(self.users): raise ValueError("no user has two training positives: a history cannot be split")
+        # an epoch of at least `min_batches` batches: small data goes over its users several times
+        self.n = len(self.users)*max(1, math.ceil(min_batches*self.bs/len(self.users)))
+        # the item-side inputs of a row come from its target, the others from its user
+        side = lambda names: torch.tensor([r.side(n)=='item' for n in names], dtype=torch.bool)
+        self.item_cats,self.item_conts,self.item_bags = side(ds.cat_names),side(ds.cont_names),side(ds.multicat_names)
+        self.history_col = ds.multicat_names.index(r.history)
+
+    def user_batch(self, users:Tensor) -> tuple:
+        "(inputs, user codes) of the rows of `users`' batch: one row per target, its user's kept history as the input"
+        g,(lo,hi) = self.neg_rng,self.keep
+        starts,lens = self.hist_offsets[users],self.hist_offsets[users+1]-self.hist_offsets[users]
+        pos = ragged_positions(starts, lens)
+        owner = torch.repeat_interleave(torch.arange(len(users)), lens)
+        share = lo + (hi-lo)*torch.rand(len(users), generator=g)
+        kept = torch.rand(len(pos), generator=g) < share[owner]
+        # at least one input and one target per user (two items or more each): its first item moves if needed
+        n_kept,first = torch.zeros(len(users), dtype=torch.long).index_add_(0, owner, kept.long()),lens.cumsum(0)-lens
+        kept[first[n_kept==0]] = True
+        kept[first[n_kept==lens]] = False
+        kept_bags = Bags.from_rows(owner[kept].numpy(), self.hist_vocab[pos[kept]], len(users))
+        rows = owner[~kept]  # the row of each target: its user
+        u = self.dataset.side_inputs(users[rows], 'user')
+        it = self.dataset.side_inputs(self.hist_items[pos[~kept]])
+        pick = lambda m,a,b: torch.where(m, b, a) if a.shape[1] else a
+        ubags = list(u[2:])
+        ubags[self.history_col] = RowBags(kept_bags[torch.arange(len(users))], rows)  # pooled once per user
+        x_bags = [ib if m else ub for ub,ib,m in zip(ubags, it[2:], self.item_bags.tolist())]
+        return (pick(self.item_cats, u[0], it[0]), pick(self.item_conts, u[1], it[1]), *x_bags),users[rows]
+
 
     @property
     def n_inp(self):
         return 2 + len(self.dataset.multicat_names) * (2 if self.implicit else 1) + (2 if self.implicit else 0)
 
+    @property
+    def touched_rows(self) -> int:
+        "About how many rows of a table (users, items) one training batch reads: its rows, negatives and histories"
+        if not self.by_user: return self.bs + self.n_neg
+        return int(self.bs*len(self.hist_vocab)/len(self.users)) + self.n_neg  # `bs` users: their items, negatives
+
     def get_idxs(self):
         self.neg_rng = torch.Generator().manual_seed(self.rng.randint(0, 2**32-1))  # this epoch's negatives
-        return super().get_idxs()
+        idxs = super().get_idxs()
+        # by user: positions to user codes (small data: each user several times an epoch, shuffled)
+        if self.by_user: idxs = self.epoch_idxs = self.users[idxs % len(self.users)]
+        return idxs
 
     def negatives(self, user_codes:Tensor) -> tuple:
         "(item codes, offsets): `n_neg` drawn items; `log(n_neg*q)` per (row, item), `inf` where the row's user saw it"
@@ -240,8 +300,16 @@ class CollabDataLoader(MultiCatDataLoader):
         seen[row[hit], which[hit]] = True
         return seen.index_select(0, inv)
 
+    def create_item(self, s):
+        "A sample: a row, or with `by_user` a user code (fastai's trial batch asks for `None`: the first user)"
+        return int(self.users[0]) if s is None and getattr(self, 'by_user', False) else super().create_item(s)
+
     def create_batch(self, idx):
         if not self.implicit: return super().create_batch(idx)
+        if self.by_user:
+            x,users = self.user_batch(torch.as_tensor(idx).long())
+            codes,offsets = self.negatives(users)
+            return x + self.dataset.side_inputs(codes) + (offsets,)
         idx = torch.as_tensor(idx)
         if self.rows is not None: idx = self.rows[idx]
         x = self.inputs(idx)
@@ -260,6 +328,15 @@ def _warn_missing_ids(ratings, names):
         k = int(ratings[n].isna().sum())
         if k: warnings.warn(f"{k:,} of {len(ratings):,} rows have no '{n}' id: they train as the unknown {n} (#na#); "
                             f"drop them (ratings.dropna(subset=[{n!r}])) if that is not what they mean", stacklevel=3)
+
+def _histories(ratings, user_name, item_name, rows) -> pd.Series:
+    "The items of each user in the rows `rows` of `ratings`: one array per user, indexed by user id"
+    r = _plain_ids(ratings.iloc[rows][[user_name, item_name]], [user_name, item_name], check=False)
+    r = r[r[user_name].notna() & r[item_name].notna()]
+    codes,users = pd.factorize(r[user_name])
+    order = np.argsort(codes, kind='stable')  # grouped by user, vectorised: no Python list per rating
+    cuts = np.cumsum(np.bincount(codes, minlength=len(users)))[:-1]
+    return pd.Series(np.split(r[item_name].to_numpy()[order], cuts), index=users, dtype=object)
 
 def _hashable(v): return tuple(v) if isinstance(v, (list, tuple, np.ndarray, set, frozenset)) else v
 
@@ -310,8 +387,10 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         n_ratings:bool=True, # Add each item's number of training ratings (`n_ratings`, bucketed) as an item feature
         implicit:bool=False, # Rows are interactions: train to rank them above sampled negatives
         min_rating:float=None, # With `implicit`: rows rated below this are seen, not positive
-        n_neg:int=256, # With `implicit`: negatives sampled per batch (at most the number of items)
+        n_neg:int=None, # With `implicit`: negatives per batch (default 512 with a history, else 256; at most the items)
         sampling:str='uniform', # With `implicit`: 'uniform' or 'popularity'
+        history:bool=None, # A user is the bag of the items they liked in training, `history` (default: with `implicit`)
+        user_bs:int=32, # With a history: users per training batch (the rows of a batch are their held-out items)
         **kwargs
     ):
         "Create `DataLoaders` from `ratings` and the list-valued metadata of `items`"
@@ -349,6 +428,21 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
             counts = ratings[item_name].iloc[train_idx].value_counts().reindex(ids)
             side.add_column(item_name, 'n_ratings', pd.Series(count_bucket(counts).to_numpy(), index=ids))
             cat_names = [*L(cat_names), 'n_ratings']
+        if history and not implicit: raise ValueError("history=True goes with implicit=True (a ranking model)")
+        if ifnone(history, implicit):
+            if 'history' in ratings.columns or (user_name in side and 'history' in side[user_name].columns):
+                raise ValueError("a column is already named 'history': rename it, or pass history=False")
+            liked = train_idx
+            if rating_name is not None: liked = train_idx[ratings[rating_name].to_numpy()[train_idx]>=min_rating]
+            hist = _histories(ratings, user_name, item_name, liked)
+            splittable = (hist.map(len)>=2).any()  # someone's history can be split into inputs and targets
+            if history and not splittable:
+                raise ValueError("history=True: no user liked two items in the training rows, so no history can be "
+                                 "split into inputs and targets; pass history=False")
+            history = splittable  # by default, when it can be trained
+        if history:
+            side.add_column(user_name, 'history', hist)
+            multicat_names,kwargs['id_bags'] = [*L(multicat_names), 'history'],{'history': item_name}
         del train_idx  # `from_df` below derives it again from `valid_idx`: no need to hold two
         title_name = ifnone(title_name, 'title' if item_name in side and 'title' in side[item_name].columns else None)
         if title_name is not None and (item_name not in side or title_name not in side[item_name].columns):
@@ -357,13 +451,14 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         on_side = lambda k: [n for n in inputs if side.owner(n)==k and not has_multicat(ratings, n, flags)]
         roles = CollabRoles(user_name, item_name, rating_name, title_name,
                             item_side=on_side(item_name)+list(L(item_features)), user_side=on_side(user_name),
-                            implicit=implicit, min_rating=min_rating)
+                            implicit=implicit, min_rating=min_rating, history='history' if history else None)
         used = [user_name, item_name, rating_name, *inputs, *[c for n in L(multicat_names) for c in flags.get(n, [n])]]
         ratings = ratings[[c for c in dict.fromkeys(used) if c in ratings.columns]]
         if implicit:
-            n_neg = min(n_neg, ratings[item_name].nunique())
+            n_neg = min(ifnone(n_neg, 512 if history else 256), ratings[item_name].nunique())
             dl = dict(n_neg=n_neg, sampling=sampling)
-            kwargs['dl_kwargs'] = [dict(dl, seen='train'), dict(dl, seen='all')]
+            by_user = dict(by_user=True, bs=_check_int(user_bs, 'user_bs')) if history else {}
+            kwargs['dl_kwargs'] = [dict(dl, seen='train', **by_user), dict(dl, seen='all')]
         return super().from_df(ratings, procs=[Categorify, MultiCategorify, FillMissing, Normalize],
                                cat_names=[user_name, item_name, *L(cat_names)], cont_names=cont_names,
                                y_names=None if implicit else rating_name, y_block=TransformBlock(), bs=bs,

@@ -10,12 +10,13 @@ __all__ = ['component_extremes']
 # %% ../nbs/06_interpret.ipynb #c986c6a9
 from fastai.tabular.all import *
 from .encoding import *
-from .encoding import _check_int
+from .encoding import _check_int, _show
 from .core import *
 from .collab import *
 from .data import *
 from .models import *
 from .ranking import *
+from .ranking import _inputs, _user_rows
 from .learner import CollabMultiCatLearner
 import re, warnings
 import matplotlib.pyplot as plt
@@ -63,8 +64,12 @@ def items_frame(self:CollabMultiCatLearner) -> tuple:
     "(frame of every item the model knows: id, title, item-side lists; their inputs `(cats, conts, *bags)`)"
     ds = _collab_ds(self)
     x = ds.side_inputs(torch.arange(1, ds.n_items))
+    return _items_frame(ds, _ids(ds.classes[ds.roles.item]), x),x
+
+def _items_frame(ds, ids, x) -> pd.DataFrame:
+    "Frame of the items `ids` whose inputs are `x`: id, title (from the item table), item-side lists"
     r = ds.roles
-    df = pd.DataFrame({r.item: _ids(ds.classes[r.item])})
+    df = pd.DataFrame({r.item: ids})
     items = ds.side.tables.get(r.item)
     if r.title is not None and items is not None:
         pos = pd.Index(items[r.item]).get_indexer(df[r.item])
@@ -72,7 +77,7 @@ def items_frame(self:CollabMultiCatLearner) -> tuple:
     for j,n in enumerate(ds.multicat_names):
         if r.side(n)=='item': df[n] = decode_bags(Bags.from_padded(x[2+j]), ds.multicat_classes[n]).to_numpy()
     df.attrs['title'] = r.title
-    return df,x
+    return df
 
 # %% ../nbs/06_interpret.ipynb #f01887b8
 def _frame(vecs, bias, index):
@@ -250,37 +255,164 @@ def similar_genres(self:CollabMultiCatLearner,
     return pd.DataFrame({col: emb.index[order], 'similarity': sim[order]})
 
 # %% ../nbs/06_interpret.ipynb #13b5ff54
+def _codes(vocab, ids) -> np.ndarray:
+    "Code of each of `ids` in `vocab` (0 where it is not there), matched exactly, vectorised"
+    return np.maximum(pd.Index(list(vocab), dtype=object).get_indexer(pd.Index(list(ids), dtype=object)), 0)
+
+def _processed(ds, df) -> tuple:
+    "`(cats, conts, *bags)` of the rows `df` that tabcollab made (`SideTables.rows`), processed as new rows are"
+    to = ds.new(df)
+    to.process(check=False)
+    return TabularTensors(to)(torch.arange(len(df)))
+
+def _cat_inputs(a, b) -> tuple:
+    "The inputs `a` then `b`, `(cats, conts, *bags)` each, as one: bags padded to the wider"
+    pad = lambda t,w: F.pad(t, (0, w-t.shape[1]))
+    bags = [torch.cat([pad(x, max(x.shape[1], y.shape[1])), pad(y, max(x.shape[1], y.shape[1]))])
+            for x,y in zip(a[2:], b[2:])]
+    return (torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]), *bags)
+
+def _candidates(learn, ds, items) -> tuple:
+    "(frame, inputs) of the candidates: every item the model knows, or `items` (only listed: scored from metadata)"
+    if items is None: return learn.items_frame()
+    if isinstance(items, (str, bytes)) or not hasattr(items, '__iter__'): items = [items]
+    ids = list(dict.fromkeys(items))
+    if not ids: raise ValueError("items= names no item")
+    codes,r = _codes(ds.classes[ds.roles.item], ids),ds.roles
+    listed = (ds.side.positions(pd.Series(ids, dtype=object), r.item)>=0 if r.item in ds.side
+              else np.zeros(len(ids), bool))
+    new,left = (codes==0) & listed,(codes==0) & ~listed
+    if left.any():
+        warnings.warn(f"{int(left.sum())} of the {len(ids)} items= ids are neither items the model was trained on nor "
+                      f"in the item table, e.g. {_show(ids[int(np.flatnonzero(left)[0])])}: left out", stacklevel=3)
+    if not (codes>0).any() and not new.any(): raise ValueError("items=: none of these ids can be scored")
+    x = ds.side_inputs(torch.as_tensor(codes[codes>0]))
+    if new.any():  # only the item table lists them: scored from their metadata, as `predict` scores them
+        fresh = pd.Series(np.asarray(ids, dtype=object)[new], dtype=object)
+        x = _cat_inputs(x, _processed(ds, ds.side.rows({r.item: fresh})))
+    kept = [i for i,c in zip(ids, codes) if c>0] + [i for i,m in zip(ids, new) if m]
+    return _items_frame(ds, pd.Series(kept, dtype=object), x),x
+
+def _histories(ds, history) -> dict:
+    "{user: (liked ids, seen ids)} from `history`: a dict {user: [item ids]}, or a frame of (user, item[, rating]) rows"
+    r = ds.roles
+    if isinstance(history, dict):
+        bad = [k for k,v in history.items() if isinstance(v, (str, bytes)) or not hasattr(v, '__iter__')]
+        if bad: raise TypeError(f"history={{user: [item ids]}}: user {bad[0]!r} has {history[bad[0]]!r}, not a list")
+        return {k: (list(v), list(v)) for k,v in history.items()}
+    if not isinstance(history, pd.DataFrame):
+        raise TypeError(f"history must be a dict {{user: [item ids]}} or a frame, got {type(history).__name__}")
+    missing = [c for c in (r.user, r.item) if c not in history.columns]
+    if missing: raise KeyError(f"history: column(s) {missing} not found; columns present: {list(history.columns)}")
+    liked = np.ones(len(history), bool)
+    if r.rating in history.columns and r.min_rating is not None:
+        liked = real_values(history[r.rating], r.rating, 'rating').to_numpy()>=r.min_rating
+    res = {}
+    for u,g in history.assign(_liked=liked).groupby(r.user, sort=False):
+        res[u] = (g[r.item][g._liked].tolist(), g[r.item].tolist())
+    return res
+
+def _history_users(ds, history, known) -> tuple:
+    "(keys, inputs, seen ids per key, codes) of the users of `history` (known users: their training history added)"
+    r,hist = ds.roles,_histories(ds, history)
+    keys = list(hist)
+    codes = _codes(ds.classes[r.user], keys)
+    both = [k for k in keys if k in set(known)]
+    if both: raise ValueError(f"user {both[0]!r} is both in `user` and in `history`: give it once (for a known user, "
+                              "`history` adds what it gives to what the model knows of them)")
+    table = ds.side.tables.get(r.user)
+    pos = ds.side.positions(pd.Series(keys, dtype=object), r.user) if table is not None else np.full(len(keys), -1)
+    listy = lambda o: isinstance(o, (list, np.ndarray))
+    trained = [list(table[r.history].iloc[p]) if p>=0 and listy(table[r.history].iloc[p]) else [] for p in pos]
+    lists = [list(dict.fromkeys(t + hist[k][0])) for k,t in zip(keys, trained)]
+    vocab = ds.multicat_classes[r.history]
+    given = pd.Series([i for k in keys for i in hist[k][0]], dtype=object)
+    unknown = int((vocab.encode(given)==1).sum()) if len(given) else 0
+    if unknown: warnings.warn(f"{unknown} of the {len(given)} history items are items the model has no history of "
+                              "(unknown ids, or ids of another type): ignored", stacklevel=4)
+    empty = [k for k,l in zip(keys, lists) if not (vocab.encode(pd.Series(l, dtype=object))>1).any()]
+    if empty: warnings.warn(f"{len(empty)} user(s) have no history item the model knows, e.g. {empty[0]!r}: they get "
+                            "the items most users like", stacklevel=4)
+    rows = ds.side.rows({r.user: pd.Series(keys, dtype=object), r.history: pd.Series(lists, dtype=object)})
+    return keys,_processed(ds, rows),[hist[k][1] for k in keys],codes
+
+def _exclusions(exclude, keys) -> list:
+    "Per user of `keys`, the ids `exclude` leaves out: {user: [ids]}, or one list for everyone"
+    if exclude is None: return [[] for _ in keys]
+    if isinstance(exclude, dict): return [list(exclude.get(k, [])) for k in keys]
+    if isinstance(exclude, (str, bytes)) or not hasattr(exclude, '__iter__'): exclude = [exclude]
+    return [list(exclude) for _ in keys]
+
 @patch
 def recommend(self:CollabMultiCatLearner,
-    user=None, # A user id the model knows; a list of them; or None: every user
+    user=None, # A user id the model knows; a list of them; or None: every user (unless `history` is given)
     n:int=10, # How many items per user
     exclude_seen:bool=True, # Leave out the items each user rated (training and validation rows)
     chunk:int=None, # Users scored at once (default: about 16M scores; memory stays bounded)
+    history=None, # New users: {user: [item ids they liked]}, or a frame of (user, item[, rating]) rows
+    items:list=None, # Rank only these item ids (those only the item table lists: scored from their metadata)
+    exclude=None, # More items to leave out: {user: [item ids]}, or a list for every user
 ) -> pd.DataFrame: # item, title, genres..., predicted (`score` if ranking); `user` and `rank` first for several users
-    "The `n` best items the model knows for `user` (or each of several users), by predicted rating or ranking score"
-    ds = _collab_ds(self)
+    "The `n` best items for `user` (or each of several users, or new users from their `history`), by predicted score"
+    ds,r = _collab_ds(self),_collab_ds(self).roles
     _warn_untrained(self)
     n = _check_int(n, 'n')
     if isinstance(user, bool): raise ValueError(f"user must be a user id, a list of them or None, got {user!r}")
+    if history is not None and r.history is None:
+        raise ValueError("history=: this model places users by their id, so a new user cannot be placed; train one "
+                         "that places them by their history (history=True in CollabMultiCatDataLoaders.from_df)")
     listy = is_listy(user) or isinstance(user, (np.ndarray, pd.Series, pd.Index))
     # a generator, dict keys...
     if not listy and not isinstance(user, (str, bytes)) and hasattr(user, '__iter__'): user,listy = list(user),True
-    one = user is not None and not listy
-    codes = _user_codes(ds, [user] if one else None if user is None else list(user))
-    top,scores = top_items(self.model, ds, codes, n, exclude='seen' if exclude_seen else None, chunk=chunk)
-    frame,_ = self.items_frame()
+    one = user is not None and not listy and history is None
+    known = ([] if history is not None else None) if user is None else list(user) if listy else [user]
+    codes = _user_codes(ds, known)
+    keys = list(_ids(ds.classes[r.user]).to_numpy()[codes-1])
+    users = (len(codes), lambda a,b: _user_rows(self.model, ds, codes[a:b]))
+    seen_ids = [[] for _ in codes]
+    if history is not None:
+        hkeys,x,hseen,hcodes = _history_users(ds, history, keys)
+        if len(codes): x = _cat_inputs(ds.side_inputs(torch.as_tensor(codes), 'user'), x)
+        users = to_device(_inputs(x), next(self.model.parameters()).device)
+        keys,seen_ids,codes = keys+hkeys,seen_ids+hseen,np.concatenate([codes, hcodes]).astype(np.int64)
+    frame,x = _candidates(self, ds, items)
+    cand = to_device(_inputs(x), next(self.model.parameters()).device)
+    leave = _leave_out(ds, frame[r.item], codes, seen_ids, _exclusions(exclude, keys), exclude_seen)
+    top,scores = rank_items(self.model, users, cand, n, leave, chunk)
     keep = (top>=0).flatten().numpy()
-    res = frame.iloc[top.flatten().numpy()[keep]-1].reset_index(drop=True)
-    res[ 'score' if ds.roles.implicit else 'predicted'] = scores.flatten().numpy()[keep]
+    res = frame.iloc[top.flatten().numpy()[keep]].reset_index(drop=True)
+    res['score' if r.implicit else 'predicted'] = scores.flatten().numpy()[keep]
     if one: return res
     res.insert(0, 'rank', np.tile(np.arange(1, top.shape[1]+1), len(top))[keep])
-    res.insert(0, ds.roles.user, _ids(ds.classes[ds.roles.user]).to_numpy()[np.repeat(codes-1, top.shape[1])[keep]])
+    res.insert(0, r.user, pd.Series(keys, dtype=object).to_numpy()[np.repeat(np.arange(len(keys)), top.shape[1])[keep]])
     return res
+
+def _leave_out(ds, cand_ids, codes, seen_ids, excluded, exclude_seen):
+    "`leave_out(scores, start)` for `rank_items`: each user's seen items (known users), given and `exclude`d ids"
+    r,idx = ds.roles,pd.Index(list(cand_ids), dtype=object)
+    item_codes = _codes(ds.classes[r.item], cand_ids)
+    pos_of = np.full(ds.n_items, -1); pos_of[item_codes[item_codes>0]] = np.flatnonzero(item_codes>0)
+    rows,cols = [],[]
+    for i,(s,e) in enumerate(zip(seen_ids, excluded)):
+        p = idx.get_indexer(pd.Index(list(s)+list(e), dtype=object))
+        cols.append(p[p>=0]); rows.append(np.full(int((p>=0).sum()), i))
+    known = np.flatnonzero(codes>0)
+    if exclude_seen and len(known):
+        u,it = seen_coords(ds.rated, codes[known], ds.n_items)
+        p = pos_of[it.numpy()]
+        rows.append(known[u.numpy()][p>=0]); cols.append(p[p>=0])
+    flat = lambda o: torch.from_numpy(np.concatenate(o).astype(np.int64)) if o else torch.zeros(0, dtype=torch.long)
+    rows,cols = flat(rows),flat(cols)
+    def leave(s, start):
+        m = (rows>=start) & (rows<start+len(s))
+        s[rows[m]-start, cols[m]] = -torch.inf
+    return leave
 
 # %% ../nbs/06_interpret.ipynb #864c8799
 def _piece_label(ds, kind, col, code):
     "'genres: Comedy', 'n_ratings: 4-7' or 'item id': the name of one item-side piece"
     if kind=='bag': n = ds.multicat_names[col]; return f'{n}: {ds.multicat_classes[n][code]}'
+    if kind=='mlp': return f'{ds.multicat_names[col]}: together'
     n = ds.cat_names[col]
     return f'{n} id' if n==ds.roles.item else f'{n}: {ds.classes[n][code]}'
 

@@ -153,7 +153,8 @@ def collab_multicat_learner(
     config:dict=None, # Extra `TabularModel` options (neural model), see `tabular_config`
     y_range:tuple=None, # Output range (default: `rating_range(dls)`; none on implicit data)
     bag_mode:str='mean', # Pooling of the multi-category embeddings: 'mean', 'sum' or 'max'
-    item_dropout:float=0.1, # Dot-product model: share of training rows trained as a new item (id, `n_ratings` hidden)
+    item_dropout:float=None, # Dot model: share of training items seen as new (id hidden): 0.1, 0.2 with a history
+    bag_mlp:int=None, # Dot model: an MLP this wide on small item-side bags (genres): default 64 with a history
     sparse:bool=None, # Dot-product model: sparse gradients (2*bs+ row tables), `lazy_adam` (default without `opt_func`)
     threads:int=None, # PyTorch threads while fitting (default: `ThreadPolicy`'s rule, 1 for small batches)
     loss_func=None, # Default: `MSELossPlain()` for ratings, `SampledSoftmaxLoss()` for implicit data
@@ -168,6 +169,8 @@ def collab_multicat_learner(
         raise TypeError("collab_multicat_learner needs `CollabMultiCatDataLoaders.from_df` data")
     implicit = ds.roles.implicit
     _check_int(n_factors, 'n_factors')
+    history = ds.roles.history is not None
+    item_dropout,bag_mlp = ifnone(item_dropout, 0.2 if history else 0.1),ifnone(bag_mlp, 64 if history else 0)
     if not 0<=item_dropout<1: raise ValueError(f"item_dropout is a share of the rows, in [0, 1): got {item_dropout!r}")
     if len(dls.train)==0:
         raise ValueError(f"the training set has {len(dls.train_ds)} rows: not one batch of {dls.bs} (lower bs)")
@@ -184,13 +187,16 @@ def collab_multicat_learner(
         model = MultiCatDotBias(n_factors, [len(dls.classes[n]) for n in dls.cat_names],
                                 [len(dls.multicat_classes[n]) for n in dls.multicat_names], item_cats=item_cats,
                                 item_bags=item_bags, n_cont=len(dls.cont_names), item_conts=item_conts, y_range=y_range,
-                                bag_mode=bag_mode, item_dropout=item_dropout)
+                                bag_mode=bag_mode, item_dropout=item_dropout, bag_mlp=bag_mlp,
+                                # with a history, a user is what they liked: the id would only learn the training users
+                                skip_cats=[dls.cat_names.index(ds.roles.user)] if history else [])
     if not use_nn:  # the neural model keeps fastai's Adam (no weight decay on batchnorm) and dense gradients
         # sparse unless said otherwise, or unless the caller brings an optimiser (most take dense gradients only)
         # on a GPU, dense tables and fused AdamW: no host syncs, and NCCL can all-reduce them
         sparse = ifnone(sparse, kwargs.get('opt_func', lazy_adam) is lazy_adam
                         and torch.device(ifnone(dls.device, default_device())).type=='cpu')
-        if sparse: sparse_embeddings(model, min_rows=2*dls.bs)  # tables a batch covers half of or more stay dense
+        # tables a batch covers half of or more stay dense
+        if sparse: sparse_embeddings(model, min_rows=2*getattr(dls.train, 'touched_rows', dls.bs))
         kwargs.setdefault('opt_func', lazy_adam if sparse else fast_adam)
     kwargs['cbs'] = L(kwargs.get('cbs')) + TrimHeap() + ThreadPolicy(threads) + LazyCatchUp()
     loss_func = ifnone(loss_func, SampledSoftmaxLoss() if implicit else MSELossPlain())

@@ -23,15 +23,20 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         n_values:int, # Size of the vocabulary, padding and `#na#` included
         n_factors:int, # Size of each vector
         mode:str='mean', # How a bag's vectors are pooled: 'mean', 'sum' or 'max'
+        mlp:int=0, # Hidden units of an MLP of the bag's multi-hot shares added to its pooled vector (0: none)
     ):
         if mode not in ('mean','sum','max'): raise ValueError(f"mode must be 'mean', 'sum' or 'max', got {mode!r}")
         if n_values<1: raise ValueError(f"n_values counts the padding index 0 too: at least 1, got {n_values}")
+        if mlp and mode=='max': raise ValueError("mlp needs mode 'mean' or 'sum' (it reads the bag's shares)")
         super().__init__(n_values, n_factors, mode=mode, padding_idx=0)
         with torch.no_grad(): trunc_normal_(self.weight, std=0.01); self.weight[0] = 0
+        # a combination of values is more than their mean (Comedy + Drama...): small, for small vocabularies
+        self.mlp = nn.Sequential(nn.Linear(n_values, mlp), nn.ReLU(), nn.Linear(mlp, n_factors)) if mlp else None
         self.inputs_checked = False
 
     def check_inputs(self, bags:Tensor, weights:Tensor=None):
         "Raise on bags that are not integer indices, or weights that do not fit them (`forward` checks its first batch)"
+        if isinstance(bags, tuple): bags = bags[0]  # `RowBags` (fastai's `CastToTensor` makes it a plain tuple)
         if bags.is_floating_point():
             raise TypeError(f"bags hold vocabulary indices: an integer tensor, got {bags.dtype}")
         if weights is not None:
@@ -55,7 +60,11 @@ class MultiHotEmbedding(nn.EmbeddingBag):
     ) -> Tensor: # One vector per bag, shape `(bs, n_factors)`
         # the first batch is checked; later ones are trusted (checking the weights' signs would sync a GPU every batch)
         if not self.inputs_checked: self.check_inputs(bags, weights)
+        if isinstance(bags, tuple): return self(bags[0])[bags[1]]  # `RowBags`: pooled once per user, given to its rows
         if bags.shape[-1]==0: return self.weight.new_zeros(len(bags), self.embedding_dim)  # no value in any bag
+        if self.mlp is not None:
+            shares = self.multi_hot(bags, weights)
+            return shares@self.weight + self.mlp(shares)
         # a small vocabulary: one matrix product, forward and backward, is several times faster than `embedding_bag`
         if self.mode!='max' and not self.sparse and self.num_embeddings<=MULTI_HOT_MAX:
             return self.multi_hot(bags, weights)@self.weight
@@ -93,6 +102,7 @@ class CollabScorer:
     def pair_inputs(self, rows, items) -> tuple:
         "Inputs of every (row, item) pair, row-major: the item's item-side inputs, the row's others"
         (rc,rk,rb),(ic,ik,ib) = rows,items
+        rb = [r[0][r[1]] if isinstance(r, tuple) else r for r in rb]  # `RowBags`: each row's bag
         B,K = len(rc),len(ic)
         pair = lambda r,i,m: torch.where(m, i[None], r[:,None]).reshape(B*K, -1)
         cats = pair(rc, ic, _col_mask(rc.shape[1], self.item_cats, rc.device))
@@ -192,6 +202,8 @@ class MultiCatDotBias(CollabScorer, Module):
         y_range:tuple=None, # Low and high of the `sigmoid_range` output
         bag_mode:str='mean', # Pooling of the `MultiHotEmbedding`s
         item_dropout:float=0., # In training, the share of rows whose item-side categories (id...) become `#na#`
+        skip_cats:list=(), # Positions of categorical columns no vector uses (the user id, when a history places users)
+        bag_mlp:int=0, # Hidden units of an MLP on each small item-side bag (genres), added to its mean (0: none)
     ):
         store_attr('n_factors,y_range,item_dropout')
         nb = len(bag_szs)
@@ -202,24 +214,29 @@ class MultiCatDotBias(CollabScorer, Module):
         item_bags_ = set(range(nb) if item_bags is None else item_bags)
         if not item_cats and not item_bags_:
             raise ValueError("the item vector needs an item-side input: give item_cats or item_bags")
-        if len(set(item_cats))==len(cat_szs) and len(item_bags_)==nb:
-            raise ValueError("the user vector needs a user-side input: a categorical column not in item_cats")
+        user_cats = set(range(len(cat_szs)))-set(item_cats)-set(skip_cats)
+        if not user_cats and len(item_bags_)==nb:
+            raise ValueError("the user vector needs a user-side input: a categorical column not in item_cats, or a bag")
         self.item_cats,self.item_bags = set(item_cats),set(range(len(bag_szs)) if item_bags is None else item_bags)
-        self.item_conts = set(item_conts)
+        self.item_conts,self.skip_cats = set(item_conts),set(skip_cats)
         # what `save_tabcollab` writes to rebuild the model
         self.config = dict(n_factors=n_factors, cat_szs=list(cat_szs), bag_szs=list(bag_szs),
                            item_cats=sorted(self.item_cats), item_bags=sorted(self.item_bags), n_cont=n_cont,
                            item_conts=sorted(self.item_conts), y_range=y_range, bag_mode=bag_mode,
-                           item_dropout=item_dropout)
-        # the last column is the bias
-        self.embeds = nn.ModuleList([CoalescedEmbedding(n, n_factors+1) for n in cat_szs])
-        self.bag_embeds = nn.ModuleList([MultiHotEmbedding(n, n_factors+1, mode=bag_mode) for n in bag_szs])
+                           item_dropout=item_dropout, skip_cats=sorted(self.skip_cats), bag_mlp=bag_mlp)
+        # the last column is the bias; a column no vector uses gets a one-row table
+        self.embeds = nn.ModuleList([CoalescedEmbedding(1 if i in self.skip_cats else n, n_factors+1)
+                                     for i,n in enumerate(cat_szs)])
+        mlp = lambda j,n: bag_mlp if j in self.item_bags and n<=MULTI_HOT_MAX and bag_mode!='max' else 0
+        self.bag_embeds = nn.ModuleList([MultiHotEmbedding(n, n_factors+1, mode=bag_mode, mlp=mlp(j,n))
+                                         for j,n in enumerate(bag_szs)])
         self.cont = nn.Linear(n_cont, 1) if n_cont else None
         self.init_fingerprint = weights_fingerprint(self)  # the weights untrained (`tabcollab.interpret` warns then)
 
     def side(self, x_cat, bags, item:bool=True) -> list:
         "One vector (bias last) per item-side input (or user-side, `item=False`): categorical columns, then bags"
-        res = [e(x_cat[:,i]) for i,e in enumerate(self.embeds) if (i in self.item_cats)==item]
+        res = [e(x_cat[:,i]) for i,e in enumerate(self.embeds)
+               if (i in self.item_cats)==item and i not in self.skip_cats]
         return res + [e(b) for i,(e,b) in enumerate(zip(self.bag_embeds, bags)) if (i in self.item_bags)==item]
 
     def towers(self, x_cat, *bags):
@@ -242,6 +259,7 @@ class MultiCatDotBias(CollabScorer, Module):
             if e.mode=='max': raise ValueError("'max' pooling does not split into per-value contributions")
             vals = b[0][b[0]>0]
             res += [('bag', j, int(v), e.weight[v]*(1/len(vals) if e.mode=='mean' else 1.)) for v in vals]
+            if e.mlp is not None: res.append(('mlp', j, None, e.mlp(e.multi_hot(b[:1]))[0]))  # the values together
         return res
 
     def _drop(self, x_cat):

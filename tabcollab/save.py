@@ -47,7 +47,7 @@ def _proc_state(p, tensors):
     if isinstance(p, MultiCategorify):
         for n,b in p.side_bags.items(): tensors[f'bags.{n}.values'],tensors[f'bags.{n}.offsets'] = b.values,b.offsets
         return {'type': 'MultiCategorify', 'classes': {n: list(v[2:]) for n,v in p.multicat_classes.items()},
-                'bag_side': p.bag_side}
+                'bag_side': p.bag_side, 'id_bags': [n for n,v in p.multicat_classes.items() if isinstance(v, IdVocab)]}
     if isinstance(p, FillMissing):
         return {'type': 'FillMissing', 'fill_strategy': p.fill_strategy, 'add_col': p.add_col,
                 'fill_vals': dict(p.fill_vals), 'na_dict': p.na_dict}
@@ -65,7 +65,9 @@ def _proc(state, tensors):
         p.classes = {n: CategoryMap(v, sort=False, add_na=True) for n,v in state['classes'].items()}
     elif t=='MultiCategorify':
         p = MultiCategorify()
-        p.multicat_classes = {n: BagVocab(pd.Series(v, dtype=object).astype(str)) for n,v in state['classes'].items()}
+        ids = state.get('id_bags', [])  # bags of ids (a history): their values are ids, not text
+        p.multicat_classes = {n: IdVocab(pd.Series(v, dtype=object)) if n in ids else
+                              BagVocab(pd.Series(v, dtype=object).astype(str)) for n,v in state['classes'].items()}
         p.bag_side = state['bag_side']
         p.side_bags = {n: Bags(tensors[f'bags.{n}.values'], tensors[f'bags.{n}.offsets'])
                        for n,on in p.bag_side.items() if on}
@@ -152,7 +154,7 @@ def save_tabcollab(
     data = {'type': type(ds).__name__, 'cat_names': list(ds.cat_names), 'cont_names': list(ds.cont_names),
             'y_names': list(ds.y_names), 'multicat_names': list(ds.multicat_names), 'sep': ds.sep,
             'side': _jsonable(ds.side.state(), 'a side table'),
-            'procs': [_proc_state(p, tensors) for p in ds.procs], 'bs': learn.dls.bs}
+            'procs': [_proc_state(p, tensors) for p in ds.procs], 'bs': learn.dls.bs, 'id_bags': ds.id_bags}
     if isinstance(ds, TabularCollabMultiCat):
         data['roles'] = ds.roles.state()
         tensors['collab.rated'],tensors['collab.train_rated'] = torch.tensor(ds.rated),torch.tensor(ds.train_rated)
@@ -214,7 +216,8 @@ def load_tabcollab(
                                               'mean_rating': tensors['collab.mean_rating'].numpy()}))
     to = ds_type(pd.DataFrame(), procs=[_proc(p, tensors) for p in d['procs']], cat_names=d['cat_names'],
                  cont_names=d['cont_names'], y_names=d['y_names'], multicat_names=d['multicat_names'], sep=d['sep'],
-                 meta=side, y_block=TransformBlock(), do_setup=False, reduce_memory=False, **extra)
+                 meta=side, id_bags=d.get('id_bags'), y_block=TransformBlock(), do_setup=False, reduce_memory=False,
+                 **extra)
     to.setup_side()  # what rows of unknown keys hold, from the processing steps
     to = to.new(side.rows({}, n=1, targets=True))  # one row, for the loaders' first pass
     to.process(check=False)

@@ -12,8 +12,9 @@ def data():
 
 
 def implicit_dls(ratings, items=None, **kw):
+    # rows of positives, not users: these tests are of the row sampler (the users' are in tests/test_history.py)
     kw = {'multicat_names': ['genres'] if items is not None else None, 'valid_pct': 0.2, 'seed': 0, 'implicit': True,
-          'min_rating': 4, 'bs': 64, **kw}
+          'min_rating': 4, 'bs': 64, 'history': False, **kw}
     return CollabMultiCatDataLoaders.from_df(ratings, items=items, **kw)
 
 
@@ -21,7 +22,7 @@ def implicit_dls(ratings, items=None, **kw):
 def learn(data):
     ratings,items = data
     set_seed(0)
-    learn = collab_multicat_learner(implicit_dls(ratings, items))
+    learn = collab_multicat_learner(implicit_dls(ratings, items, history=True))  # the default ranking learner
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2)
     return learn
 
@@ -89,13 +90,14 @@ def test_negatives_are_redrawn_each_epoch(data):
 def test_test_sets_draw_no_negatives(learn, data):
     ratings,_ = data
     b = learn.dls.test_dl(ratings.iloc[:5][['user','item']]).one_batch()
-    assert len(b) == learn.dls.n_inp and b[3].shape[0] == 0
+    nb = len(learn.dls.multicat_names)  # genres, history
+    assert len(b) == learn.dls.n_inp and b[2+nb].shape[0] == 0
 
 
 def test_a_frame_without_ratings(data):
     ratings,items = data
     dls = CollabMultiCatDataLoaders.from_df(ratings[['user','item']], items=items, multicat_names=['genres'],
-                                            implicit=True, valid_pct=0.2, seed=0)
+                                            implicit=True, valid_pct=0.2, seed=0, history=False)
     assert dls.train_ds.roles.rating is None and dls.train.n == len(dls.train_ds)
 
 

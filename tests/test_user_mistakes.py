@@ -144,7 +144,7 @@ def test_cli_recommends_to_every_user_and_says_what_it_evaluates(ml, tmp_path, c
     text = capsys.readouterr().out
     assert text.startswith('We recommend to all ') and 'rank' in text
     assert main(['recommend', '--model', str(out)]) == 2
-    assert '--user is required (or --all-users for every user)' in capsys.readouterr().err
+    assert '--user is required (or --all-users for every user, or --items for a new user)' in capsys.readouterr().err
     # evaluate on the training data itself, and on data of other users: said, on stderr
     r, _ = synthetic_movielens()
     r.iloc[:500].to_csv(tmp_path/'seen.csv', index=False)
