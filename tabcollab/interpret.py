@@ -35,8 +35,11 @@ def _user_codes(ds, users) -> np.ndarray:
     codes = np.maximum(pd.Index(list(known)).get_indexer(list(users)), 0)  # vectorised; unknown ids give 0
     if (codes==0).any():
         bad = list(users)[int(np.flatnonzero(codes==0)[0])]
+        hint = ("a new user is served from the items they liked: recommend(history={user: [item ids]})"
+                if ds.roles.history
+                else "to serve new users from the items they liked, train with a history (implicit=True, history=True)")
         raise KeyError(f"user {bad!r} is not among the model's {len(known)-1} users "
-                       f"(e.g. {', '.join(map(str, known[1:4]))}, ...)")
+                       f"(e.g. {', '.join(map(str, known[1:4]))}, ...): {hint}")
     return codes
 
 def _user_code(ds, user): return int(_user_codes(ds, [user])[0])
@@ -273,8 +276,16 @@ def _cat_inputs(a, b) -> tuple:
     return (torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]), *bags)
 
 def _candidates(learn, ds, items) -> tuple:
-    "(frame, inputs) of the candidates: every item the model knows, or `items` (only listed: scored from metadata)"
+    "(frame, inputs) of the candidates: every item the model knows, `items` (ids), or a frame of items and metadata"
     if items is None: return learn.items_frame()
+    r = ds.roles
+    if isinstance(items, pd.DataFrame):  # new items with their own metadata (genres...): scored from it
+        if r.item not in items.columns: raise KeyError(f"items: no column '{r.item}'; columns: {list(items.columns)}")
+        cols = {c: items[c].reset_index(drop=True) for c in items.columns if c==r.item or r.side(c)=='item'}
+        x = _processed(ds, ds.side.rows(cols))
+        frame = _items_frame(ds, items[r.item].reset_index(drop=True), x)
+        if r.title in items.columns: frame[r.title] = items[r.title].to_numpy()
+        return frame,x
     if isinstance(items, (str, bytes)) or not hasattr(items, '__iter__'): items = [items]
     ids = list(dict.fromkeys(items))
     if not ids: raise ValueError("items= names no item")
@@ -318,8 +329,8 @@ def _history_users(ds, history, known) -> tuple:
     keys = list(hist)
     codes = _codes(ds.classes[r.user], keys)
     both = [k for k in keys if k in set(known)]
-    if both: raise ValueError(f"user {both[0]!r} is both in `user` and in `history`: give it once (for a known user, "
-                              "`history` adds what it gives to what the model knows of them)")
+    if both: raise ValueError(f"user {_show(both[0])} is both in `user` and in `history`: give it once (for a "
+                              "known user, `history` adds what it gives to what the model knows of them)")
     table = ds.side.tables.get(r.user)
     pos = ds.side.positions(pd.Series(keys, dtype=object), r.user) if table is not None else np.full(len(keys), -1)
     listy = lambda o: isinstance(o, (list, np.ndarray))
@@ -350,7 +361,7 @@ def recommend(self:CollabMultiCatLearner,
     exclude_seen:bool=True, # Leave out the items each user rated (training and validation rows)
     chunk:int=None, # Users scored at once (default: about 16M scores; memory stays bounded)
     history=None, # New users: {user: [item ids they liked]}, or a frame of (user, item[, rating]) rows
-    items:list=None, # Rank only these item ids (those only the item table lists: scored from their metadata)
+    items:list=None, # Rank only these item ids (only in the item table: scored from its metadata), or a frame of them
     exclude=None, # More items to leave out: {user: [item ids]}, or a list for every user
 ) -> pd.DataFrame: # item, title, genres..., predicted (`score` if ranking); `user` and `rank` first for several users
     "The `n` best items for `user` (or each of several users, or new users from their `history`), by predicted score"

@@ -146,7 +146,7 @@ def item_side(dls) -> tuple:
 @delegates(Learner.__init__)
 def collab_multicat_learner(
     dls:CollabMultiCatDataLoaders, # Data from `CollabMultiCatDataLoaders.from_df`
-    n_factors:int=50, # Size of the user and item vectors (dot-product model)
+    n_factors:int=None, # Size of the user and item vectors (dot-product model): 50, 64 with a history
     use_nn:bool=False, # Use the neural model (`TabularMultiCatModel`) instead of `MultiCatDotBias`
     emb_szs:dict=None, # {column: size} overriding fastai's `emb_sz_rule` (neural model)
     layers:list=None, # Hidden layer sizes of the neural model (default: `[n_factors]`)
@@ -168,8 +168,8 @@ def collab_multicat_learner(
     if not isinstance(ds, TabularCollabMultiCat):
         raise TypeError("collab_multicat_learner needs `CollabMultiCatDataLoaders.from_df` data")
     implicit = ds.roles.implicit
-    _check_int(n_factors, 'n_factors')
     history = ds.roles.history is not None
+    n_factors = _check_int(ifnone(n_factors, 64 if history else 50), 'n_factors')
     item_dropout,bag_mlp = ifnone(item_dropout, 0.2 if history else 0.1),ifnone(bag_mlp, 64 if history else 0)
     if not 0<=item_dropout<1: raise ValueError(f"item_dropout is a share of the rows, in [0, 1): got {item_dropout!r}")
     if len(dls.train)==0:
@@ -189,19 +189,22 @@ def collab_multicat_learner(
                                 item_bags=item_bags, n_cont=len(dls.cont_names), item_conts=item_conts, y_range=y_range,
                                 bag_mode=bag_mode, item_dropout=item_dropout, bag_mlp=bag_mlp,
                                 # with a history, a user is what they liked: the id would only learn the training users
-                                skip_cats=[dls.cat_names.index(ds.roles.user)] if history else [])
+                                skip_cats=[dls.cat_names.index(ds.roles.user)] if history else [],
+                                init=0.1 if history else None)  # a mean of history vectors starts from wider ones
     if not use_nn:  # the neural model keeps fastai's Adam (no weight decay on batchnorm) and dense gradients
         # sparse unless said otherwise, or unless the caller brings an optimiser (most take dense gradients only)
         # on a GPU, dense tables and fused AdamW: no host syncs, and NCCL can all-reduce them
         sparse = ifnone(sparse, kwargs.get('opt_func', lazy_adam) is lazy_adam
                         and torch.device(ifnone(dls.device, default_device())).type=='cpu')
-        # tables a batch covers half of or more stay dense
+        # tables a batch covers half of or more stay dense; none left sparse (small data): the fused dense optimiser
         if sparse: sparse_embeddings(model, min_rows=2*getattr(dls.train, 'touched_rows', dls.bs))
+        sparse = sparse and any(getattr(m, 'sparse', False) for m in model.modules())
         kwargs.setdefault('opt_func', lazy_adam if sparse else fast_adam)
     kwargs['cbs'] = L(kwargs.get('cbs')) + TrimHeap() + ThreadPolicy(threads) + LazyCatchUp()
     loss_func = ifnone(loss_func, SampledSoftmaxLoss() if implicit else MSELossPlain())
     metrics = ifnone(metrics, rank_metrics(10) if implicit else rmse)
     lr,wd = ifnone(lr, RANK_LR if implicit else COLLAB_LR),ifnone(wd, RANK_WD if implicit else COLLAB_WD)
+    if history: kwargs.setdefault('moms', (0.9,0.9,0.9))  # measured on u1..u5: Adam's momentum not cycled
     return CollabMultiCatLearner(dls, model, loss_func=loss_func, lr=lr, wd=wd, metrics=metrics, **kwargs)
 
 # %% ../nbs/04_learner.ipynb #39ae5426

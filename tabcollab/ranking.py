@@ -47,9 +47,21 @@ class SampledSoftmaxLoss:
                              "(the positive, then the negatives)")
         self.inputs_checked = True
     def __call__(self, pred, offsets):
+        if isinstance(pred, tuple): return self.by_user(*pred, offsets)
         if not self.inputs_checked: self.check_inputs(pred, offsets)  # the first batch; later ones are trusted
         offsets = offsets if self.correct else torch.where(torch.isinf(offsets), offsets, 0.)
         return _SampledSoftmax.apply(pred, offsets)
+    def by_user(self, pos, neg, by, offsets):
+        "A batch of users: rows' scores `pos`, their users' negatives `neg` and `offsets` `(users, n_neg)`, `by` users"
+        if not self.inputs_checked:  # the first batch
+            if offsets.shape!=neg.shape or pos.shape[0]!=by.shape[0]:
+                raise ValueError(f"SampledSoftmaxLoss: {len(pos)} rows of {len(by)} users, negative scores "
+                                 f"{tuple(neg.shape)} and offsets {tuple(offsets.shape)} do not match")
+            self.inputs_checked = True
+        offsets = offsets if self.correct else torch.where(torch.isinf(offsets), offsets, 0.)
+        lp = pos.reshape(-1).float()
+        lse = (neg.float()-offsets).logsumexp(1)  # each user's negatives once, not once per row
+        return (torch.logaddexp(lp, lse[by]) - lp).mean()
     def activation(self, x): return x
     def decodes(self, x): return x
     def __repr__(self): return f'{type(self).__name__}(correct={self.correct})'
@@ -57,6 +69,9 @@ class SampledSoftmaxLoss:
 class BPRLoss:
     "Bayesian personalised ranking: `-log sigmoid(s_pos - s_neg)`, averaged over each row's unmasked negatives"
     def __call__(self, pred, offsets):
+        if isinstance(pred, tuple):  # a batch of users: each row's negatives are its user's
+            pos,neg,by = pred
+            pred,offsets = torch.cat([pos.reshape(-1,1), neg[by]], 1),offsets[by]
         valid = torch.isfinite(offsets)
         loss = F.softplus(pred[:,1:]-pred[:,:1])  # -log sigmoid(pos - neg)
         return (loss*valid).sum()/valid.sum().clamp_min(1)
@@ -107,6 +122,7 @@ def rank_items(model,
     "The `k` best of `items` for each of `users`, in chunks of users: one matrix product a chunk (dot-product model)"
     if int(k)!=k or k<1: raise ValueError(f"k must be a positive integer, got {k!r}")
     if chunk is not None: _check_int(chunk, 'chunk')
+    model = getattr(model, 'module', model)  # the model itself, when `DistributedDataParallel` wraps it
     n_users,get = users if callable(users[1]) else (len(users[0]), lambda a,b: _rows_of(users, a, b))
     n_items = len(items[0])
     k = min(int(k), n_items)

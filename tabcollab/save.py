@@ -129,7 +129,7 @@ def _learner_state(learn):
     if opt_name is None: raise TypeError(f"save_tabcollab does not know the optimizer {opt!r}: use learn.export()")
     return {'model': type(m).__name__, 'args': _jsonable(m.config, 'the model configuration'),
             'loss': _loss_state(learn.loss_func), 'metrics': _metrics_state(learn.metrics), 'opt': opt_name,
-            'lr': learn.lr, 'wd': learn.wd, 'class': type(learn).__name__,
+            'lr': learn.lr, 'wd': learn.wd, 'moms': list(learn.moms), 'class': type(learn).__name__,
             # the tables with sparse gradients
             'sparse': [n for n,o in m.named_modules() if getattr(o, 'sparse', False)]}
 
@@ -234,6 +234,7 @@ def load_tabcollab(
     learner = CollabMultiCatLearner if lc.get('class')=='CollabMultiCatLearner' else MultiCatLearner
     return learner(dls, model, loss_func=_LOSSES[loss['type']](**{k:v for k,v in loss.items() if k!='type'}),
                    metrics=_metrics(lc['metrics']), opt_func=_OPTS[lc['opt']], lr=lc['lr'], wd=lc['wd'],
+                   moms=tuple(lc.get('moms', (0.95,0.85,0.95))),
                    cbs=[TrimHeap(), ThreadPolicy(), LazyCatchUp()])
 
 # %% ../nbs/07_save.ipynb #5992bee6

@@ -162,18 +162,22 @@ def test_sampled_softmax_refuses_mismatched_shapes(pred, offsets):
 def test_dot_model_scores_negatives_as_score_and_score_matrix(learn):
     "the dot model's one-tower path (`score_negatives`) matches `score` and `score_matrix`, item dropout included"
     from tabcollab.models import CollabScorer
-    m,b = learn.model,learn.dls.train.one_batch()
+    m = learn.model
     nb = len(m.bag_embeds)
-    x = b[:-1]
-    rows,negs = (x[0], x[1], list(x[2:2+nb])),(x[2+nb], x[3+nb], list(x[4+nb:]))
-    m.train(); old = m.item_dropout
-    try:
-        m.item_dropout = 0.5
-        torch.manual_seed(3); fast = m(*x)
-        torch.manual_seed(3); ref = CollabScorer.score_negatives(m, rows, negs)
-    finally: m.item_dropout = old; m.eval()
-    assert fast.shape == (len(x[0]), 1+len(negs[0]))
-    torch.testing.assert_close(fast, ref)
+    for dl in (learn.dls.valid, learn.dls.train):  # rows; users (their negatives scored once per user)
+        x = dl.one_batch()[:-1]
+        rows,negs = (x[0], x[1], list(x[2:2+nb])),(x[2+nb], x[3+nb], list(x[4+nb:]))
+        m.train(); old = m.item_dropout
+        try:
+            m.item_dropout = 0.5
+            torch.manual_seed(3); fast = m(*x)
+            torch.manual_seed(3); ref = CollabScorer.score_negatives(m, rows, negs)
+        finally: m.item_dropout = old; m.eval()
+        if dl is learn.dls.valid: assert fast.shape == (len(x[0]), 1+len(negs[0]))
+        else:
+            pos,neg,by = fast
+            assert pos.shape == (len(x[0]), 1) and neg.shape == (int(by.max())+1, len(negs[0]))
+        torch.testing.assert_close(fast, ref)
 
 
 # --- the learner ----------------------------------------------------------------------------------------------------
@@ -267,13 +271,24 @@ def test_predict_show_and_export_of_a_ranking_learner(learn, data, tmp_path):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(0, 79), min_size=1, max_size=50), st.lists(st.integers(1, 119), min_size=1, max_size=30))
-def test_seen_pairs_match_a_search_of_every_pair(data, users, items):
-    "The item-major lookup against the plain rule (a search per (user, item) pair), duplicates in both included"
+def test_seen_pairs_match_a_search_of_every_pair(data, dls_dense_and_indexed, users, items):
+    "Both lookups (a dense matrix, an item-major index) against the plain rule, duplicates in both included"
+    for dl in dls_dense_and_indexed:
+        pairs = dl.dataset.train_rated
+        u,i = torch.tensor(users),torch.tensor(items)
+        keys = (u[:,None]*dl.dataset.n_items + i[None]).numpy()
+        expected = torch.from_numpy(np.isin(keys, pairs))
+        assert torch.equal(dl.seen_pairs(u, i), expected)
+        if dl.seen_dense is None: assert (dl.local == -1).all()  # the scratch table is left clean for the next batch
+
+
+@pytest.fixture(scope='module')
+def dls_dense_and_indexed(data):
+    import tabcollab.data as data_mod
     ratings,genres = data
-    dl = implicit_dls(ratings, genres, n_neg=10).train
-    pairs = dl.dataset.train_rated
-    u,i = torch.tensor(users),torch.tensor(items)
-    keys = (u[:,None]*dl.dataset.n_items + i[None]).numpy()
-    expected = torch.from_numpy(np.isin(keys, pairs))
-    assert torch.equal(dl.seen_pairs(u, i), expected)
-    assert (dl.local == -1).all()  # the scratch table is left clean for the next batch
+    dense = implicit_dls(ratings, genres, n_neg=10).train
+    old,data_mod.DENSE_SEEN_MAX = data_mod.DENSE_SEEN_MAX,0
+    try: indexed = implicit_dls(ratings, genres, n_neg=10).train
+    finally: data_mod.DENSE_SEEN_MAX = old
+    assert dense.seen_dense is not None and indexed.seen_dense is None
+    return dense,indexed
