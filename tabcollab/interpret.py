@@ -405,6 +405,7 @@ def _leave_out(ds, cand_ids, codes, seen_ids, excluded, exclude_seen):
     pos_of = np.full(ds.n_items, -1); pos_of[item_codes[item_codes>0]] = np.flatnonzero(item_codes>0)
     rows,cols = [],[]
     for i,(s,e) in enumerate(zip(seen_ids, excluded)):
+        if not len(s) and not len(e): continue  # most users (known ones without `exclude`): nothing to look up
         p = idx.get_indexer(pd.Index(list(s)+list(e), dtype=object))
         cols.append(p[p>=0]); rows.append(np.full(int((p>=0).sum()), i))
     known = np.flatnonzero(codes>0)
@@ -414,9 +415,11 @@ def _leave_out(ds, cand_ids, codes, seen_ids, excluded, exclude_seen):
         rows.append(known[u.numpy()][p>=0]); cols.append(p[p>=0])
     flat = lambda o: torch.from_numpy(np.concatenate(o).astype(np.int64)) if o else torch.zeros(0, dtype=torch.long)
     rows,cols = flat(rows),flat(cols)
+    order = torch.argsort(rows, stable=True)  # by user: a chunk of users finds its pairs by binary search
+    rows,cols = rows[order],cols[order]
     def leave(s, start):
-        m = (rows>=start) & (rows<start+len(s))
-        s[rows[m]-start, cols[m]] = -torch.inf
+        lo,hi = torch.searchsorted(rows, torch.tensor([start, start+len(s)])).tolist()
+        s[rows[lo:hi]-start, cols[lo:hi]] = -torch.inf
     return leave
 
 # %% ../nbs/06_interpret.ipynb #864c8799
