@@ -339,7 +339,8 @@ def _history_users(ds, history, known) -> tuple:
     vocab = ds.multicat_classes[r.history]
     given = pd.Series([i for k in keys for i in hist[k][0]], dtype=object)
     unknown = int((vocab.encode(given)==1).sum()) if len(given) else 0
-    if unknown: warnings.warn(f"{unknown} of the {len(given)} history items are items the model has no history of "
+    are = 'is an item' if unknown==1 else 'are items'
+    if unknown: warnings.warn(f"{unknown} of the {len(given)} history items {are} the model has no history of "
                               "(unknown ids, or ids of another type): ignored", stacklevel=4)
     empty = [k for k,l in zip(keys, lists) if not (vocab.encode(pd.Series(l, dtype=object))>1).any()]
     if empty: warnings.warn(f"{len(empty)} user(s) have no history item the model knows, e.g. {empty[0]!r}: they get "

@@ -123,6 +123,8 @@ def test_bad_history_input_is_said(learn, data):
     ratings, _ = data
     with pytest.warns(UserWarning, match=r"3 of the 5 history items are items the model has no history of"):
         learn.recommend(history={'x': [1, 5, 123456, '1', 7.5]}, n=3)  # unknown, another type, another type
+    with pytest.warns(UserWarning, match=r"1 of the 2 history items is an item the model has no history of"):
+        learn.recommend(history={'x': [1, 123456]}, n=3)
     with pytest.warns(UserWarning, match=r"1 user\(s\) have no history item the model knows, e.g. 'empty'"):
         recs = learn.recommend(history={'empty': []}, n=3)
     assert len(recs)==3
