@@ -140,7 +140,7 @@ class _EpochLines(Callback):
 def tabcollab_train(
     data:str=None, # A MovieLens folder or release name (ml-100k, ml-latest-small...); default: the synthetic MovieLens
     epochs:int=5, # Epochs of `fit_one_cycle`
-    bs:int=64, # Batch size (at most the number of training ratings)
+    bs:int=None, # Batch size (at most the number of training ratings; default: 64, or up to 256 for many ratings)
     valid_pct:float=0.1, # Share of ratings held out for validation (random, seeded); 0: train on all (a final model)
     split:str=None, # Instead of --valid-pct, an official split of ml-100k: u1..u5, ua, ub
     implicit:bool=False, # Train a ranking model of the ratings >= --min-rating instead of a rating model
@@ -153,7 +153,8 @@ def tabcollab_train(
     seed:int=42, # Seed of the split and of the training
 ):
     "Train a tabcollab recommender on MovieLens ratings and genres, report its validation scores, save it"
-    epochs,bs,n_factors = _check_int(epochs, '--epochs'),_check_int(bs, '--bs'),_check_int(n_factors, '--n-factors')
+    epochs,n_factors = _check_int(epochs, '--epochs'),_check_int(n_factors, '--n-factors')
+    if bs is not None: bs = _check_int(bs, '--bs')
     if lr is not None: lr = _finite(lr, '--lr', positive=True)
     valid_pct = _share(valid_pct, '--valid-pct')
     if min_rating is not None:
@@ -172,7 +173,7 @@ def tabcollab_train(
         r = real_values(train.rating, 'rating', 'rating')
         raise ValueError(f"--min-rating {min_rating:g}: no training rating is that high (they run from {r.min():g} to "
                          f"{r.max():g}): lower --min-rating")
-    if bs>n_train: raise ValueError(f"--bs {bs} is larger than the {n_train:,} {what}: lower --bs" +
+    if bs is not None and bs>n_train: raise ValueError(f"--bs {bs} is larger than the {n_train:,} {what}: lower --bs" +
                                     (" or --min-rating" if implicit else ""))
     set_seed(seed)
     dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, user_name='user', item_name='item',

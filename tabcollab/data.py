@@ -6,7 +6,7 @@ Docs: https://tabcollab.github.io/tabcollab/data.html.md"""
 
 # %% auto #0
 __all__ = ['DENSE_SEEN_MAX', 'SEEN_ROWS_MAX', 'MultiCatDataLoader', 'TabularMultiCatDataLoaders', 'CollabDataLoader',
-           'CollabMultiCatDataLoaders']
+           'default_bs', 'CollabMultiCatDataLoaders']
 
 # %% ../nbs/01_data.ipynb #b05cf3c5
 from fastai.tabular.all import *
@@ -48,6 +48,13 @@ class MultiCatDataLoader(TfmdDL):
     cats = property(lambda self: self.x.cats, doc="Categorical codes of every row (int32)")
     conts = property(lambda self: self.x.conts, doc="Continuous values of every row (float32)")
     bag_ids = property(lambda self: self.x.bag_ids, doc="Bag id of every row, per multi-category column (int32)")
+
+    @property
+    def bag_lookups(self) -> list:
+        "Per list column, about how many values (table rows, repeats counted) a batch reads: `bs` x the mean bag length"
+        to = self.dataset
+        mean = lambda i,n: float(to.bags[n].lengths[self.bag_ids[:,i].long()].float().mean()) if len(to) else 0.
+        return [self.bs*mean(i, n) for i,n in enumerate(to.multicat_names)]
 
     def get_idxs(self):
         "Indices of an epoch, as one tensor (a permutation drawn from this loader's `rng` when shuffling)"
@@ -279,6 +286,11 @@ class CollabDataLoader(MultiCatDataLoader):
         if not self.by_user: return self.bs + self.n_neg
         return int(self.bs*len(self.hist_vocab)/len(self.users)) + self.n_neg  # `bs` users: their items, negatives
 
+    @property
+    def bag_lookups(self) -> list:
+        "`MultiCatDataLoader.bag_lookups`; by user, `touched_rows` (a row's bag is its user's, read once per user)"
+        return [self.touched_rows]*len(self.dataset.multicat_names) if self.by_user else super().bag_lookups
+
     def get_idxs(self):
         self.neg_rng = torch.Generator().manual_seed(self.rng.randint(0, 2**32-1))  # this epoch's negatives
         idxs = super().get_idxs()
@@ -378,6 +390,11 @@ def _move_to_sides(ratings, side, inputs, flag_groups, user_name, item_name):
     return ratings.drop(columns=moved) if moved else ratings
 
 # %% ../nbs/01_data.ipynb #c5a77c01
+def default_bs(n_train:int, implicit:bool=False) -> int:
+    "64; for ratings, a power of two up to 256 that gives an epoch about 300 batches or more (measured on u1, below)"
+    if implicit: return 64
+    return int(min(256, max(64, 2**math.floor(math.log2(max(n_train, 1)/300)))))
+
 class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
     "`DataLoaders` for collaborative filtering with list-valued item metadata"
     @classmethod
@@ -397,7 +414,7 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         valid_idx:list=None, # Row positions of the validation set (default: a random `valid_pct`)
         valid_pct:float=0.2, # Share of rows for validation when `valid_idx` is not given (0: train on everything)
         seed:int=None, # Seed of the random split
-        bs:int=64, # Batch size
+        bs:int=None, # Batch size (default: `default_bs`, 64, or for ratings up to 256 as the training rows allow)
         n_ratings:bool=True, # Add each item's number of training ratings (`n_ratings`, bucketed) as an item feature
         implicit:bool=False, # Rows are interactions: train to rank them above sampled negatives
         min_rating:float=None, # With `implicit`: rows rated below this are seen, not positive
@@ -410,7 +427,7 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         "Create `DataLoaders` from `ratings` and the list-valued metadata of `items`"
         if not isinstance(ratings, pd.DataFrame):
             raise TypeError(f"ratings must be a DataFrame, got {type(ratings).__name__}")
-        bs,cols = _check_int(bs, 'bs'),list(ratings.columns)
+        bs,cols = None if bs is None else _check_int(bs, 'bs'),list(ratings.columns)
         pick = lambda n,i: ifnone(n, cols[i] if len(cols)>i else None)
         user_name,item_name = pick(user_name, 0),pick(item_name, 1)
         if user_name==item_name:
@@ -431,6 +448,7 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         side.check(ratings, [user_name, item_name, *inputs], L(multicat_names), L(cont_names))  # once, here
         ratings = _move_to_sides(ratings, side, inputs, flags, user_name, item_name)
         train_idx,valid_idx = _splits(len(ratings), valid_idx, valid_pct, seed)
+        bs = ifnone(bs, default_bs(len(train_idx), implicit))
         if implicit and rating_name is not None and not (ratings[rating_name].to_numpy()[train_idx]>=min_rating).any():
             r = ratings[rating_name]
             raise ValueError(f"min_rating={min_rating:g}: no training rating is that high (they run from {r.min():g} "

@@ -395,6 +395,25 @@ def test_collab_learner_is_sparse_by_default_but_dense_with_your_own_optimiser()
     assert not any(m.sparse for m in collab_multicat_learner(dls, sparse=False).model.embeds)
 
 
+def test_a_bag_table_a_batch_reads_more_than_half_of_stays_dense():
+    "A user-side bag of what each user rated reads most of its table a batch: dense; a one-tag-per-item bag: sparse"
+    import pandas as pd
+    from tabcollab.all import synthetic_movielens, CollabMultiCatDataLoaders, collab_multicat_learner
+    ratings, items = synthetic_movielens(n_users=200, n_items=300, n_ratings=3000)
+    rated = ratings.groupby('user')['item'].agg(list)
+    users = pd.DataFrame({'user': rated.index, 'rated': [[f'i{i}' for i in o] for o in rated]})
+    items = items.assign(tag=[[f't{i}'] for i in range(len(items))])
+    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, users=users, multicat_names=['genres','rated','tag'],
+                                            valid_pct=0.2, seed=1, bs=16)
+    genres,rated_reads,tag_reads = dls.train.bag_lookups
+    assert tag_reads == 16 and rated_reads > 16*10  # one tag a row; each row reads its user's ~15 rated items
+    learn = collab_multicat_learner(dls)
+    assert [e.sparse for e in learn.model.bag_embeds] == [False, False, True]
+    assert [m.sparse for m in learn.model.embeds][:2] == [True, True] and learn.opt_func is lazy_adam
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    assert all(p.grad is None or not p.grad.is_sparse for p in learn.model.bag_embeds[1].parameters())
+
+
 def test_learning_rate_times_weight_decay_of_1_or_more_does_not_crash():
     "`lr_find` ends at lr=10: with wd=0.1 or more, `1 - lr*wd <= 0` (no log); untouched rows are zeroed, not an error"
     emb = nn.Embedding(6, 2, sparse=True)
