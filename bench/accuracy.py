@@ -8,7 +8,7 @@ For each model: RMSE per split, mean and standard deviation, RMSE on the cold su
 most 5 ratings in the training split) and the fit time. Strict cold start: 10% of the items (seeded) are held out
 entirely; models train on the other ratings and predict every rating of the held-out items.
 """
-import argparse, platform
+import platform
 from common import *
 
 EPOCHS,SEED = 5,42
@@ -73,11 +73,11 @@ def tabcollab_default(df, valid_idx, ctx):
     return collab_multicat_learner(dls)
 
 
-BEST = "genres + a bag of the items the user rated (SVD++ style, training rows only), `wd=0.2`"
+BEST = "genres + a bag of the items the user rated (SVD++ style, training rows only), `wd=0.2`, `bs=64`"
 def tabcollab_best(df, valid_idx, ctx):
     dls = CollabMultiCatDataLoaders.from_df(df, items=ctx['items'],
                                             users=users_table(ctx['path'], df.drop(index=valid_idx)),
-                                            multicat_names=['genres','rated'], valid_idx=valid_idx)
+                                            multicat_names=['genres','rated'], valid_idx=valid_idx, bs=64)
     return collab_multicat_learner(dls, wd=0.2)
 
 
@@ -143,11 +143,9 @@ def report(results, splits, cold, n_held, n_rows, env):
 
 
 def main():
-    p = data_arg(argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+    p = report_parser(__doc__)
     p.add_argument('--splits', default='u1,u2,u3,u4,u5')
     p.add_argument('--models', default=','.join(MODELS), help='comma-separated subset of: ' + ', '.join(MODELS))
-    p.add_argument('--out', default='results')
-    p.add_argument('--docs', action='store_true', help='also write the report to nbs/benchmarks.md')
     p.add_argument('--no-strict', action='store_true', help='skip the strict cold-start protocol')
     args = p.parse_args()
     path,splits = ml100k(args.data),args.splits.split(',')

@@ -15,6 +15,14 @@ def data_arg(parser):
     return parser
 
 
+def report_parser(doc, docs_help='also write the report to nbs/benchmarks.md'):
+    "The arguments every report script takes: --data, --out (results folder) and --docs"
+    p = data_arg(argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter))
+    p.add_argument('--out', default='results')
+    p.add_argument('--docs', action='store_true', help=docs_help)
+    return p
+
+
 def ml100k(path=None):
     path = Path(path) if path else ml100k_path()
     if path is None or not (path/'u1.base').exists():

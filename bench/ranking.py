@@ -356,7 +356,7 @@ def strict_cold_start(p:Problem, ratings):
     return res,len(held),int(relevant.sum())
 
 
-SECTION = "## Ranking\n\n`python bench/ranking.py --docs` (about 25 minutes):\n\n"
+SECTION = "## Ranking\n\n`python bench/ranking.py --docs` (about 7 minutes):\n\n"
 
 
 def fmt(ms): return f"{ms[0]:.4f} ± {ms[1]:.4f}"

@@ -90,12 +90,99 @@ def worker(lib, frame, bs, epoch, implicit=True):
         del dls,learn,recs
         if implicit:
             idls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.1,
-                                                     seed=42, bs=bs, implicit=True, min_rating=4)
-            for sparse in [True, False]:
+                                                     seed=42, bs=bs, implicit=True, min_rating=4, history=False)
+            for sparse in [True, False]:  # users by id: the default by history is in `implicit_worker`
                 r = one_epoch(collab_multicat_learner(idls, sparse=sparse))
                 res.update({f'{k}_implicit_{"sparse" if sparse else "dense"}': v for k,v in r.items()})
                 print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
     print('RESULT ' + json.dumps(res), flush=True)
+
+
+def implicit_worker(frame, bs):
+    """The ranking learner with users by id (the previous default) and by history (the default): one epoch and the
+    top-10 of every user each, in this process; print a JSON line"""
+    with open(frame, 'rb') as f: ratings,items = pickle.load(f)
+    res = {}
+    for name,history in [('ids', False), ('history', True)]:
+        start = time.perf_counter()
+        dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.1, seed=42,
+                                                bs=bs, implicit=True, min_rating=4, history=history)
+        res[f'from_df_s_{name}'] = time.perf_counter()-start
+        learn = collab_multicat_learner(dls)
+        res.update({f'{k}_{name}': v for k,v in one_epoch(learn).items()})
+        ds = dls.train_ds
+        res[f'batches_{name}'],res[f'positives_{name}'] = len(dls.train),int(ds.positives()[:ds.n_train].sum())
+        print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        recs = learn.recommend(None, n=10)
+        res[f'recommend_all_s_{name}'] = time.perf_counter()-start
+        res[f'recommend_users_{name}'] = int(recs.user.nunique())
+        res[f'peak_rss_gb_{name}'] = peak_gb()
+        print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
+        del dls,learn,recs
+    print('RESULT ' + json.dumps(res), flush=True)
+
+
+def peers_worker(frame, threads=2):
+    """One pass of LightFM (WARP, BPR) and `implicit` (BPR; ALS: one iteration) over the training positives (>= 4),
+    in this process, on `threads` threads; print a JSON line"""
+    import scipy.sparse as sp
+    with open(frame, 'rb') as f: ratings,_ = pickle.load(f)
+    _,valid = splits_of(len(ratings))
+    train = ratings.drop(index=ratings.index[valid])
+    pos = train[train.rating>=4]
+    u,uid = pd.factorize(pos.user); i,iid = pd.factorize(pos.item)
+    X = sp.csr_matrix((np.ones(len(pos), np.float32), (u, i)), shape=(len(uid), len(iid)))
+    res = {'positives': int(X.nnz)}
+    try:
+        from lightfm import LightFM
+        for loss in ['warp', 'bpr']:
+            m = LightFM(loss=loss, no_components=50, random_state=42)
+            start = time.perf_counter(); m.fit_partial(X.tocoo(), epochs=1, num_threads=threads)
+            res[f'lightfm_{loss}_s'] = time.perf_counter()-start
+            print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
+    except ImportError: print("LightFM not installed (pip install lightfm-next): skipped", file=sys.stderr)
+    try:
+        from implicit.bpr import BayesianPersonalizedRanking
+        from implicit.als import AlternatingLeastSquares
+        kw = dict(factors=64, iterations=1, num_threads=threads, random_state=42)
+        for name,m in [('bpr', BayesianPersonalizedRanking(**kw)), ('als', AlternatingLeastSquares(**kw))]:
+            start = time.perf_counter(); m.fit(X, show_progress=False)
+            res[f'implicit_{name}_s'] = time.perf_counter()-start
+            print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
+    except ImportError: print("implicit not installed (pip install implicit): skipped", file=sys.stderr)
+    print('RESULT ' + json.dumps(res), flush=True)
+
+
+def splits_of(n, valid_pct=0.1, seed=42):
+    "The training and validation row positions `from_df(valid_pct=0.1, seed=42)` draws"
+    torch.manual_seed(seed)
+    idx = torch.randperm(n).numpy()
+    return idx[int(valid_pct*n):],idx[:int(valid_pct*n)]
+
+
+def ranking_report(rk, pe, shape, env):
+    "The markdown of `--ranking`: the ranking learner by id and by history beside one pass of the peers"
+    C = ['', 'one epoch / pass (s)', 'batches', 'top-10 for every user (s)', 'peak RSS (GB)']
+    rows = [{'': f'tabcollab, users {label}', C[1]: f"{rk[f'epoch_s_{n}']:.1f}", C[2]: f"{rk[f'batches_{n}']:,}",
+             C[3]: f"{rk[f'recommend_all_s_{n}']:.0f}", C[4]: f"{rk[f'peak_rss_gb_{n}']:.2f}"}
+            for n,label in [('ids', 'by id (`history=False`)'), ('history', 'by history (the default)')]]
+    rows.append({'': '  history / id', C[1]: f"{rk['epoch_s_history']/rk['epoch_s_ids']:.2f}x",
+                 C[3]: f"{rk['recommend_all_s_history']/rk['recommend_all_s_ids']:.2f}x"})
+    peers = [('lightfm_warp_s', 'LightFM WARP (50)'), ('lightfm_bpr_s', 'LightFM BPR (50)'),
+             ('implicit_bpr_s', 'implicit BPR (64)'), ('implicit_als_s', 'implicit ALS (64), one iteration')]
+    rows += [{'': label, C[1]: f"{pe[k]:.1f}"} for k,label in peers if k in pe]
+    missing = [label for k,label in peers if k not in pe]
+    return '\n'.join([
+        f"### Ranking at scale: {shape['n_ratings']:,} ratings, {shape['n_users']:,} users, "
+        f"{shape['n_items']:,} items\n",
+        f"`synthetic_movielens` at ML-25M's shape, `valid_pct=0.1`, positives: ratings >= 4 "
+        f"({rk['positives_ids']:,} training positives). tabcollab: `from_df(..., implicit=True, min_rating=4)` and "
+        "the default ranking learner, one training epoch (validation skipped; by history an epoch goes over every "
+        "user once, 32 a batch, a random 20-50% of each history as targets), then `recommend` of the top 10 for "
+        "every user, seen items excluded. The peers: one pass over the same positives, 2 threads, in one process."
+        + (f" Not installed, skipped: {', '.join(missing)}." if missing else '') + "\n",
+        markdown_table(rows, C), f"\n_{env}_\n"])
 
 
 def ml100k_worker(path):
@@ -175,10 +262,16 @@ def main():
     p.add_argument('--steps', type=int, default=0,
                    help="also time this many training steps of the default learners (median), ratings and implicit")
     p.add_argument('--ref', default=None, help="with --steps: time them with the library of this git commit too")
+    p.add_argument('--ranking', action='store_true',
+                   help="the ranking learner, users by id and by history: one epoch, top-10 of every user; one pass "
+                        "of LightFM and implicit over the same positives (its own table, \"## Ranking at scale\")")
+    p.add_argument('--ranking-only', action='store_true', help="--ranking, and nothing else")
     p.add_argument('--worker'); p.add_argument('--frame'); p.add_argument('--epoch', action='store_true')
     args = p.parse_args()
     if args.worker=='ml100k': return ml100k_worker(args.data)
     if args.worker=='steps': return steps_worker(args.frame, args.bs, args.steps)
+    if args.worker=='implicit': return implicit_worker(args.frame, args.bs)
+    if args.worker=='peers': return peers_worker(args.frame)
     if args.worker: return worker(args.worker, args.frame, args.bs, args.epoch, not args.no_implicit)
     # a wrong --data fails now, not after the 25M part
     if args.data is not None and not args.no_ml100k: ml100k(args.data)
@@ -194,8 +287,21 @@ def main():
         with open(frame, 'wb') as f: pickle.dump((ratings, items), f, protocol=5)
         del ratings,items
         res = {lib: run(lib, frame, args.bs, not args.no_epoch, not args.no_implicit)
-               for lib in ['fastai','tabcollab'] if lib!='fastai' or not args.no_fastai}
-        if args.steps: res['steps'] = steps_before_after(frame, args.bs, args.steps, args.ref)
+               for lib in ['fastai','tabcollab'] if not args.ranking_only and (lib!='fastai' or not args.no_fastai)}
+        if args.steps and not args.ranking_only: res['steps'] = steps_before_after(frame, args.bs, args.steps, args.ref)
+        if args.ranking or args.ranking_only:
+            res['ranking'],res['peers'] = run('implicit', frame, args.bs, False),run('peers', frame, args.bs, False)
+    env = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, "
+           f"fastai {fastai.__version__}")
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    if 'ranking' in res:
+        md = ranking_report(res['ranking'], res['peers'], shape, env)
+        (out/'scale_ranking.md').write_text(md)
+        (out/'scale_ranking.json').write_text(json.dumps({'shape': shape, 'results': res, 'env': env}, indent=1))
+        if args.docs: write_docs_block('scale_ranking', md, "## Ranking at scale\n\n`python bench/scale.py "
+                                       "--ranking-only --docs` (about 7 minutes):\n\n", before='## Threads')
+        print(md)
+    if args.ranking_only: return
     if not args.no_ml100k:
         if ml100k_path() is None and args.data is None:
             print("MovieLens 100K not found: skipping its accuracy (pass --data)", flush=True)
@@ -211,8 +317,8 @@ def main():
             {'': 'first training batch (s)', F: g(fa,'first_batch_s','.2f'), T: g(tc,'first_batch_s','.2f')},
             {'': 'data alone (rows/s)', F: g(fa,'data_rows_per_s',',.0f'), T: g(tc,'data_rows_per_s',',.0f')}]
     for kind,label in [('dense','dense gradients, fused AdamW'), ('sparse','sparse gradients, lazy_adam'),
-                       ('implicit_dense','implicit (>= 4, 256 negatives), dense'),
-                       ('implicit_sparse','implicit (>= 4, 256 negatives), sparse')]:
+                       ('implicit_dense','implicit (>= 4, 256 negatives, users by id), dense'),
+                       ('implicit_sparse','implicit (>= 4, 256 negatives, users by id), sparse')]:
         if f'epoch_s_{kind}' in tc:
             rows += [{'': f'one epoch, {label} (s)', F: '', T: f"{tc[f'epoch_s_{kind}']:.1f}"},
                      {'': '  rows/s, peak RSS (GB)', F: '',
@@ -239,14 +345,11 @@ def main():
         acc = ("\nMovieLens 100K u1 (train u1.base, validate u1.test), the default learners with dense and with "
                "sparse gradients:\n\n"
                + markdown_table(acc_rows, ['', 'dense (fast_adam)', 'sparse (lazy_adam, the default)']) + "\n")
-    env = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, "
-           f"fastai {fastai.__version__}")
     md = '\n'.join([f"### Scale: {shape['n_ratings']:,} ratings, {shape['n_users']:,} users, "
                     f"{shape['n_items']:,} items\n",
                     f"`synthetic_movielens` at ML-25M's shape (generated in {gen_s:.0f}s), `valid_pct=0.1`, "
                     f"bs={args.bs}. Each library measured in a fresh process that first loads the frame.\n",
                     markdown_table(rows, ['', F, T]), acc, f"\n_{env}_\n"])
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     (out/'scale.md').write_text(md)
     (out/'scale.json').write_text(json.dumps({'shape': shape, 'results': res, 'env': env}, indent=1))
     if args.docs: write_docs_block('scale', md)

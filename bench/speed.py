@@ -5,7 +5,7 @@ and item tables, `lazy_adam`), of the same with `sparse=False` (dense, fused Ada
 
     python bench/speed.py [--data path/to/ml-100k] [--bs 64,1024] [--out results] [--docs]
 """
-import argparse, platform
+import platform
 from common import *
 
 
@@ -44,10 +44,8 @@ def raw_epoch(dls, model, bs, lr=5e-3):
 
 
 def main():
-    p = data_arg(argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+    p = report_parser(__doc__)
     p.add_argument('--bs', default='64,1024')
-    p.add_argument('--out', default='results')
-    p.add_argument('--docs', action='store_true', help='also write the report to nbs/benchmarks.md')
     args = p.parse_args()
     path = ml100k(args.data)
     df,valid_idx = official_split(path, 'u1')
