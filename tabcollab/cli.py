@@ -21,7 +21,7 @@ from .learner import *
 from .baselines import *
 from .interpret import *
 from .metrics import *
-from .ranking import RankingEval
+from .ranking import RankingEval, lists_metrics
 from .save import save_tabcollab, load_tabcollab, TabCollabFileError
 import sys, math, warnings
 
@@ -118,9 +118,11 @@ def _most_popular(dls, k=_K) -> dict:
     u,i = RankingEval(k).relevant_pairs(dls.valid)
     users = np.unique(u)
     if not len(users): return {}
-    scores = torch.from_numpy(count).double().expand(len(users), -1)
-    top = topk_items(scores, k, tr.seen(users, train_only=True))
-    return ranking_metrics(top, seen_mask(pair_codes(u, i, tr.n_items), users, tr.n_items), k)
+    step = max(1, 2**24//tr.n_items)  # users a chunk: memory bounded at any size (ML-25M: 284 users)
+    pop = lambda us: torch.from_numpy(count).double().expand(len(us), -1)
+    chunks = np.split(users, range(step, len(users), step))
+    top = torch.cat([topk_items(pop(us), k, tr.seen(us, train_only=True)) for us in chunks])
+    return lists_metrics(tr, u, i, users, top, k, step)
 
 def _ranking_table(rows:dict, k=_K) -> str:
     "{name: ranking metrics} as a text table, one row per name"

@@ -240,6 +240,24 @@ def test_recommend_chunks_give_the_same_lists(learn):
     assert torch.equal(a, b)
 
 
+def test_ranking_eval_in_chunks_of_users_equals_the_whole_matrices(learn, monkeypatch):
+    "Validation metrics a few users at a time (bounded memory) equal `ranking_metrics` on every user's masks at once"
+    import tabcollab.ranking as ranking
+    from tabcollab.all import RankingEval, ranking_metrics, auc_of, seen_mask, pair_codes
+    ev,ds = RankingEval(10, auc=True),learn.dls.train_ds
+    u,i = ev.relevant_pairs(learn.dls.valid)
+    users = np.unique(u)
+    top,_ = top_items(learn.model, ds, users, 10, exclude='train')
+    relevant,seen = seen_mask(pair_codes(u, i, ds.n_items), users, ds.n_items),ds.seen(users, train_only=True)
+    scores = score_items(learn.model.eval(), ds, torch.as_tensor(users))
+    whole = {**ranking_metrics(top, relevant, 10, exclude=seen), 'n_relevant_in_train': int((relevant & seen).sum()),
+             'auc': float(auc_of(scores, relevant, seen).nanmean())}
+    monkeypatch.setattr(ranking, '_chunk', lambda model, n_items, chunk=None: 7)  # 7 users a chunk
+    chunked = ev.compute(learn)
+    assert len(users) > 7 and chunked.keys() == whole.keys()
+    for n,v in whole.items(): assert chunked[n] == pytest.approx(v, rel=1e-12), n
+
+
 def test_score_items_matches_get_preds(learn, data):
     ratings,_ = data
     ds = learn.dls.train_ds
