@@ -185,7 +185,10 @@ def lists_metrics(ds:TabularCollabMultiCat, u, i, # The training data; user and 
 
 class RankingEval:
     "Ranks the validation users' items once per validation; `rank_metrics` reads its results"
-    def __init__(self, k:int=10, min_rating:float=None, auc:bool=False): store_attr(); self.res,self.learn = None,None
+    def __init__(self, k:int=10, min_rating:float=None, auc:bool=False,
+                 max_users:int=None, # During a fit, validations before the last epoch rank this many users (a sample)
+                 seed:int=0, # Of that sample (the same users at each validation)
+                ): store_attr(); self.res,self.learn = None,None
 
     def relevant_pairs(self, dl):
         "(user codes, item codes) of the relevant rows of `dl`'s data"
@@ -196,8 +199,8 @@ class RankingEval:
         u,i = ds.items[ds.roles.user].to_numpy()[keep],ds.items[ds.roles.item].to_numpy()[keep]
         return u[(u>0)&(i>0)],i[(u>0)&(i>0)]
 
-    def compute(self, learn, dl=None):
-        "Metrics of `learn`'s model on `dl` (default: the validation set)"
+    def compute(self, learn, dl=None, sample:bool=False):
+        "Metrics of `learn`'s model on `dl` (default: the validation set; `sample`: `max_users` of its users)"
         if dl is None and not len(learn.dls.valid_ds):
             raise ValueError("this learner has no validation rows (one from load_tabcollab has empty loaders): "
                              "pass the rows to rank, RankingEval(...).compute(learn, learn.dls.test_dl(ratings))")
@@ -205,12 +208,20 @@ class RankingEval:
         u,i = self.relevant_pairs(dl)
         users = np.unique(u)
         if not len(users): return {}
+        if sample and self.max_users is not None and len(users)>self.max_users:
+            users = np.sort(np.random.default_rng(self.seed).choice(users, self.max_users, replace=False))
+            keep = np.isin(u, users); u,i = u[keep],i[keep]
         top,_ = top_items(learn.model, ds, users, self.k, exclude='train')
         scores = (lambda us: score_items(learn.model.eval(), ds, torch.as_tensor(us)).cpu()) if self.auc else None
         return lists_metrics(ds, u, i, users, top, self.k, _chunk(learn.model, ds.n_items), scores)
 
     def value(self, name):
-        if self.res is None: self.res = self.compute(self.learn) if self.learn is not None else {}
+        if self.res is None:
+            learn = self.learn
+            # in a fit (it has trained: `validate` resets `train_iter`), every epoch but the last ranks the sample
+            sample = (learn is not None and getattr(learn, 'train_iter', 0)>0
+                      and getattr(learn, 'epoch', 0) < getattr(learn, 'n_epoch', 1)-1)
+            self.res = self.compute(learn, sample=sample) if learn is not None else {}
         return self.res.get(name)
 
 class RankMetric(Metric):
@@ -223,7 +234,11 @@ class RankMetric(Metric):
     @property
     def name(self): return self.key
 
-def rank_metrics(k:int=10, names=('precision','recall','ndcg','hit'), min_rating:float=None, auc:bool=False) -> list:
+def rank_metrics(k:int=10, names=('precision','recall','ndcg','hit'), min_rating:float=None, auc:bool=False,
+                 max_users:int=None, # Rank a sample of this many validation users but at the last epoch of a fit
+                ) -> list:
     "fastai metrics at `k` (precision, recall, NDCG, hit rate; `auc` adds the AUC), computed once per validation"
-    ev = RankingEval(k, min_rating, auc)
-    return [RankMetric(f'{n}@{k}', ev) for n in names] + ([RankMetric('auc', ev)] if auc else [])
+    ev = RankingEval(k, min_rating, auc, max_users)
+    # with a sample, a column says how many users each epoch's metrics are over
+    return ([RankMetric(f'{n}@{k}', ev) for n in names] + ([RankMetric('auc', ev)] if auc else [])
+            + ([RankMetric('n_users', ev)] if max_users is not None else []))

@@ -258,6 +258,29 @@ def test_ranking_eval_in_chunks_of_users_equals_the_whole_matrices(learn, monkey
     for n,v in whole.items(): assert chunked[n] == pytest.approx(v, rel=1e-12), n
 
 
+def test_rank_metrics_sample_users_but_at_the_last_epoch(data, monkeypatch):
+    "With `max_users`, epochs but a fit's last rank a sample, a column saying how many users; the last ranks all"
+    import tabcollab.learner
+    from tabcollab.all import RankingEval
+    ratings,items = data
+    dls = implicit_dls(ratings, items, history=True)
+    n = len(np.unique(RankingEval(10).relevant_pairs(dls.valid)[0]))
+    set_seed(0)
+    learn = collab_multicat_learner(dls, metrics=rank_metrics(10, max_users=n//2))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(3)
+    names = learn.recorder.metric_names[1:-1]
+    users = [v[names.index('n_users')] for v in learn.recorder.values]
+    sampled = RankingEval(10, max_users=n//2).compute(learn, sample=True)['n_users']
+    full = RankingEval(10).compute(learn)
+    assert sampled < full['n_users'] and users == [sampled, sampled, full['n_users']]
+    assert learn.recorder.values[-1][names.index('ndcg@10')] == pytest.approx(full['ndcg@10'])
+    assert learn.validate()[names.index('ndcg@10')-1] == pytest.approx(full['ndcg@10'])  # [valid_loss, *metrics]
+    # the default learner samples only when there are more validation users than RANK_EVAL_USERS
+    assert 'n_users' not in [m.name for m in collab_multicat_learner(dls).metrics]
+    monkeypatch.setattr(tabcollab.learner, 'RANK_EVAL_USERS', n//2)
+    assert [m.name for m in collab_multicat_learner(dls).metrics][-1] == 'n_users'
+
+
 def test_score_items_matches_get_preds(learn, data):
     ratings,_ = data
     ds = learn.dls.train_ds
