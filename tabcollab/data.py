@@ -97,7 +97,7 @@ class MultiCatDataLoader(TfmdDL):
         b = to_cpu(self.after_batch.decode(b))
         to,n_mc = self.dataset,len(self.dataset.multicat_names)
         cats,conts,bags,ys = b[0],b[1],b[2:2+n_mc],b[2+n_mc:]
-        bags = [o[0][o[1]] if isinstance(o, tuple) else o for o in bags]  # `RowBags`: each row's bag
+        bags = [row_bags(o) for o in bags]
         cols = {**dict(zip(to.cat_names, to_np(cats).T)), **dict(zip(to.cont_names, to_np(conts).T)),
                 **{n: np.arange(len(cats)) for n in to.multicat_names}}
         if len(ys): cols.update(zip(to.y_names, to_np(ys[0]).reshape(len(cats), -1).T))

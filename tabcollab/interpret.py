@@ -304,7 +304,7 @@ def _candidates(learn, ds, items) -> tuple:
     kept = [i for i,c in zip(ids, codes) if c>0] + [i for i,m in zip(ids, new) if m]
     return _items_frame(ds, pd.Series(kept, dtype=object), x),x
 
-def _histories(ds, history) -> dict:
+def _given_histories(ds, history) -> dict:
     "{user: (liked ids, seen ids)} from `history`: a dict {user: [item ids]}, or a frame of (user, item[, rating]) rows"
     r = ds.roles
     if isinstance(history, dict):
@@ -325,10 +325,11 @@ def _histories(ds, history) -> dict:
 
 def _history_users(ds, history, known) -> tuple:
     "(keys, inputs, seen ids per key, codes) of the users of `history` (known users: their training history added)"
-    r,hist = ds.roles,_histories(ds, history)
+    r,hist = ds.roles,_given_histories(ds, history)
     keys = list(hist)
     codes = _codes(ds.classes[r.user], keys)
-    both = [k for k in keys if k in set(known)]
+    known = set(known)
+    both = [k for k in keys if k in known]
     if both: raise ValueError(f"user {_show(both[0])} is both in `user` and in `history`: give it once (for a "
                               "known user, `history` adds what it gives to what the model knows of them)")
     table = ds.side.tables.get(r.user)

@@ -116,7 +116,7 @@ class CollabScorer:
     def pair_inputs(self, rows, items) -> tuple:
         "Inputs of every (row, item) pair, row-major: the item's item-side inputs, the row's others"
         (rc,rk,rb),(ic,ik,ib) = rows,items
-        rb = [r[0][r[1]] if isinstance(r, tuple) else r for r in rb]  # `RowBags`: each row's bag
+        rb = [row_bags(r) for r in rb]
         B,K = len(rc),len(ic)
         pair = lambda r,i,m: torch.where(m, i[None], r[:,None]).reshape(B*K, -1)
         cats = pair(rc, ic, _col_mask(rc.shape[1], self.item_cats, rc.device))
