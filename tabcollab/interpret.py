@@ -318,10 +318,13 @@ def _given_histories(ds, history) -> dict:
     liked = np.ones(len(history), bool)
     if r.rating in history.columns and r.min_rating is not None:
         liked = real_values(history[r.rating], r.rating, 'rating').to_numpy()>=r.min_rating
-    res = {}
-    for u,g in history.assign(_liked=liked).groupby(r.user, sort=False):
-        res[u] = (g[r.item][g._liked].tolist(), g[r.item].tolist())
-    return res
+    users = history[r.user]
+    if users.isna().any():
+        warnings.warn(f"history: {int(users.isna().sum())} of its {len(history)} rows have no '{r.user}' id: ignored",
+                      stacklevel=4)
+    seen = history[r.item].groupby(users, sort=False).agg(list)
+    liked = history[r.item][liked].groupby(users[liked], sort=False).agg(list)
+    return {u: (liked.get(u, []), s) for u,s in seen.items()}
 
 def _history_users(ds, history, known) -> tuple:
     "(keys, inputs, seen ids per key, codes) of the users of `history` (known users: their training history added)"
@@ -352,9 +355,13 @@ def _history_users(ds, history, known) -> tuple:
 def _exclusions(exclude, keys) -> list:
     "Per user of `keys`, the ids `exclude` leaves out: {user: [ids]}, or one list for everyone"
     if exclude is None: return [[] for _ in keys]
-    if isinstance(exclude, dict): return [list(exclude.get(k, [])) for k in keys]
-    if isinstance(exclude, (str, bytes)) or not hasattr(exclude, '__iter__'): exclude = [exclude]
-    return [list(exclude) for _ in keys]
+    ids = lambda v: [v] if isinstance(v, (str, bytes)) or not hasattr(v, '__iter__') else list(v)  # one id, or several
+    if not isinstance(exclude, dict): return [ids(exclude)]*len(keys)
+    users = set(keys)
+    other = [k for k in exclude if k not in users]
+    if other: warnings.warn(f"exclude: {len(other)} of its {len(exclude)} users are not among the users recommended "
+                            f"to, e.g. {_show(other[0])}: ignored", stacklevel=3)
+    return [ids(exclude.get(k, [])) for k in keys]
 
 @patch
 def recommend(self:CollabMultiCatLearner,

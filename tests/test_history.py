@@ -119,12 +119,29 @@ def test_exclude_per_user_and_for_everyone(learn, data):
     assert not {top_u[0], top_v[0]} & set(everyone.item)
 
 
+def test_exclude_takes_one_id_per_user_and_says_what_it_ignores(learn, data):
+    ratings, _ = data
+    u = ratings.user.iloc[0]
+    top = learn.recommend([u], n=3).item.tolist()
+    exclude = {u: top[0], 'nobody': [top[1]]}
+    with pytest.warns(UserWarning, match=r"exclude: 1 of its 2 users are not among the users recommended to, "
+                                         r"e.g. 'nobody': ignored"):
+        recs = learn.recommend([u], n=3, exclude=exclude)
+    assert top[0] not in set(recs.item) and top[1] in set(recs.item)  # one id as itself; another user's not applied
+    assert exclude == {u: top[0], 'nobody': [top[1]]}
+
+
 def test_bad_history_input_is_said(learn, data):
     ratings, _ = data
     with pytest.warns(UserWarning, match=r"3 of the 5 history items are items the model has no history of"):
         learn.recommend(history={'x': [1, 5, 123456, '1', 7.5]}, n=3)  # unknown, another type, another type
     with pytest.warns(UserWarning, match=r"1 of the 2 history items is an item the model has no history of"):
         learn.recommend(history={'x': [1, 123456]}, n=3)
+    frame = pd.DataFrame({'user': ['a', None, 'a', np.nan], 'item': [1, 2, 3, 4]})
+    before = frame.copy()
+    with pytest.warns(UserWarning, match=r"history: 2 of its 4 rows have no 'user' id: ignored"):
+        recs = learn.recommend(history=frame, n=3)
+    assert set(recs.user) == {'a'} and not {1, 3} & set(recs.item) and frame.equals(before)
     with pytest.warns(UserWarning, match=r"1 user\(s\) have no history item the model knows, e.g. 'empty'"):
         recs = learn.recommend(history={'empty': []}, n=3)
     assert len(recs)==3
