@@ -16,7 +16,7 @@ from .side import *
 from .core import *
 from .core import _tensor, _find_proc, _plain_ids
 from .collab import *
-import warnings
+import numbers, warnings
 
 # %% ../nbs/01_data.ipynb #cd132858
 def _targets(to):
@@ -438,6 +438,8 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         if missing: raise KeyError(f"column(s) {missing} not found in ratings; columns present: {cols}")
         if len(ratings)==0: raise ValueError("ratings is empty")
         if min_rating is not None and not implicit: raise ValueError("min_rating goes with implicit=True")
+        if min_rating is not None and (isinstance(min_rating, bool) or not isinstance(min_rating, numbers.Real)):
+            raise TypeError(f"min_rating must be a number, got {min_rating!r}")
         ratings = ratings.copy(deep=False)  # a new frame over the same data: the caller's is never changed
         if rating_name is not None: ratings[rating_name] = real_values(ratings[rating_name], rating_name, 'rating')
         _warn_missing_ids(ratings, [user_name, item_name])

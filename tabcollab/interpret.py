@@ -281,6 +281,11 @@ def _candidates(learn, ds, items) -> tuple:
     r = ds.roles
     if isinstance(items, pd.DataFrame):  # new items with their own metadata (genres...): scored from it
         if r.item not in items.columns: raise KeyError(f"items: no column '{r.item}'; columns: {list(items.columns)}")
+        dup = items[r.item].duplicated().to_numpy()
+        if dup.any():  # as a list of ids is: each item once (a new frame: the caller's is left as it is)
+            warnings.warn(f"items: {int(dup.sum())} row(s) repeat the id of an earlier row, e.g. "
+                          f"{_show(items[r.item][dup].iloc[0])}: the first is kept", stacklevel=3)
+            items = items[~dup]
         cols = {c: items[c].reset_index(drop=True) for c in items.columns if c==r.item or r.side(c)=='item'}
         x = _processed(ds, ds.side.rows(cols))
         frame = _items_frame(ds, items[r.item].reset_index(drop=True), x)
@@ -352,16 +357,25 @@ def _history_users(ds, history, known) -> tuple:
     rows = ds.side.rows({r.user: pd.Series(keys, dtype=object), r.history: pd.Series(lists, dtype=object)})
     return keys,_processed(ds, rows),[hist[k][1] for k in keys],codes
 
-def _exclusions(exclude, keys) -> list:
-    "Per user of `keys`, the ids `exclude` leaves out: {user: [ids]}, or one list for everyone"
+def _exclusions(ds, exclude, keys) -> list:
+    "Per user of `keys`, the ids `exclude` leaves out: {user: [ids]}, or one list for everyone; unknowns are said"
     if exclude is None: return [[] for _ in keys]
     ids = lambda v: [v] if isinstance(v, (str, bytes)) or not hasattr(v, '__iter__') else list(v)  # one id, or several
-    if not isinstance(exclude, dict): return [ids(exclude)]*len(keys)
-    users = set(keys)
-    other = [k for k in exclude if k not in users]
-    if other: warnings.warn(f"exclude: {len(other)} of its {len(exclude)} users are not among the users recommended "
-                            f"to, e.g. {_show(other[0])}: ignored", stacklevel=3)
-    return [ids(exclude.get(k, [])) for k in keys]
+    if isinstance(exclude, dict):
+        users = set(keys)
+        other = [k for k in exclude if k not in users]
+        if other: warnings.warn(f"exclude: {len(other)} of its {len(exclude)} users are not among the users "
+                                f"recommended to, e.g. {_show(other[0])}: ignored", stacklevel=3)
+        res = [ids(exclude.get(k, [])) for k in keys]
+    else: res = [ids(exclude)]*len(keys)
+    given,r = list(dict.fromkeys(i for e in {id(e): e for e in res}.values() for i in e)),ds.roles
+    unknown = _codes(ds.classes[r.item], given)==0
+    if r.item in ds.side: unknown &= ds.side.positions(pd.Series(given, dtype=object), r.item)<0
+    if unknown.any():
+        warnings.warn(f"exclude: {int(unknown.sum())} of its {len(given)} ids are neither items the model was trained "
+                      f"on nor in the item table, e.g. {_show(given[int(np.flatnonzero(unknown)[0])])}: nothing to "
+                      "leave out", stacklevel=3)
+    return res
 
 @patch
 def recommend(self:CollabMultiCatLearner,
@@ -397,7 +411,7 @@ def recommend(self:CollabMultiCatLearner,
         keys,seen_ids,codes = keys+hkeys,seen_ids+hseen,np.concatenate([codes, hcodes]).astype(np.int64)
     frame,x = _candidates(self, ds, items)
     cand = to_device(_inputs(x), next(self.model.parameters()).device)
-    leave = _leave_out(ds, frame[r.item], codes, seen_ids, _exclusions(exclude, keys), exclude_seen)
+    leave = _leave_out(ds, frame[r.item], codes, seen_ids, _exclusions(ds, exclude, keys), exclude_seen)
     top,scores = rank_items(self.model, users, cand, n, leave, chunk)
     keep = (top>=0).flatten().numpy()
     res = frame.iloc[top.flatten().numpy()[keep]].reset_index(drop=True)

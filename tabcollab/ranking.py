@@ -188,7 +188,9 @@ class RankingEval:
     def __init__(self, k:int=10, min_rating:float=None, auc:bool=False,
                  max_users:int=None, # During a fit, validations before the last epoch rank this many users (a sample)
                  seed:int=0, # Of that sample (the same users at each validation)
-                ): store_attr(); self.res,self.learn = None,None
+                ):
+        k,max_users = _check_int(k, 'k'),None if max_users is None else _check_int(max_users, 'max_users')
+        store_attr(); self.res,self.learn = None,None
 
     def relevant_pairs(self, dl):
         "(user codes, item codes) of the relevant rows of `dl`'s data"
@@ -221,7 +223,8 @@ class RankingEval:
             # in a fit (it has trained: `validate` resets `train_iter`), every epoch but the last ranks the sample
             sample = (learn is not None and getattr(learn, 'train_iter', 0)>0
                       and getattr(learn, 'epoch', 0) < getattr(learn, 'n_epoch', 1)-1)
-            self.res = self.compute(learn, sample=sample) if learn is not None else {}
+            # no validation rows (valid_pct=0: a final model): no metrics, as fastai's for an empty validation
+            self.res = self.compute(learn, sample=sample) if learn is not None and len(learn.dls.valid_ds) else {}
         return self.res.get(name)
 
 class RankMetric(Metric):
@@ -238,6 +241,9 @@ def rank_metrics(k:int=10, names=('precision','recall','ndcg','hit'), min_rating
                  max_users:int=None, # Rank a sample of this many validation users but at the last epoch of a fit
                 ) -> list:
     "fastai metrics at `k` (precision, recall, NDCG, hit rate; `auc` adds the AUC), computed once per validation"
+    known = ('precision','recall','ndcg','hit')
+    if isinstance(names, str) or not all(n in known for n in names):
+        raise ValueError(f"names: a list of some of {list(known)}, got {names!r}")
     ev = RankingEval(k, min_rating, auc, max_users)
     # with a sample, a column says how many users each epoch's metrics are over
     return ([RankMetric(f'{n}@{k}', ev) for n in names] + ([RankMetric('auc', ev)] if auc else [])

@@ -131,6 +131,19 @@ def test_exclude_takes_one_id_per_user_and_says_what_it_ignores(learn, data):
     assert exclude == {u: top[0], 'nobody': [top[1]]}
 
 
+def test_unknown_exclude_ids_and_repeated_new_items_are_said(learn, data):
+    ratings, items = data
+    u = ratings.user.iloc[0]
+    with pytest.warns(UserWarning, match=r"exclude: 1 of its 2 ids are neither items the model was trained on nor in "
+                                         r"the item table, e.g. 'zzz'"):
+        learn.recommend([u], n=3, exclude=[int(items.item.iloc[0]), 'zzz'])
+    new = pd.DataFrame({'item': ['new1', 'new1'], 'genres': [['Comedy'], ['Horror']]})
+    before = new.copy()
+    with pytest.warns(UserWarning, match=r"items: 1 row\(s\) repeat the id of an earlier row, e.g. 'new1'"):
+        recs = learn.recommend([u], n=3, items=new)
+    assert recs.item.tolist() == ['new1'] and new.equals(before)
+
+
 def test_bad_history_input_is_said(learn, data):
     ratings, _ = data
     with pytest.warns(UserWarning, match=r"3 of the 5 history items are items the model has no history of"):

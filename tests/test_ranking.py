@@ -281,6 +281,26 @@ def test_rank_metrics_sample_users_but_at_the_last_epoch(data, monkeypatch):
     assert [m.name for m in collab_multicat_learner(dls).metrics][-1] == 'n_users'
 
 
+def test_no_validation_set_fits_without_ranking_metrics(data):
+    "valid_pct=0 (a final model): the default ranking learner fits, its metrics empty as fastai's are"
+    ratings,items = data
+    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], implicit=True,
+                                            min_rating=4, valid_pct=0, seed=0)
+    learn = collab_multicat_learner(dls)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
+    assert all(v is None for v in learn.recorder.values[-1][2:]) and len(learn.recommend(ratings.user.iloc[0], n=3))==3
+
+
+@pytest.mark.parametrize('kw,msg', [(dict(max_users=0), "max_users must be an integer >= 1, got 0"),
+                                    (dict(max_users=2.5), "max_users must be an integer >= 1, got 2.5"),
+                                    (dict(max_users='3'), "max_users must be an integer >= 1, got '3'"),
+                                    (dict(k=0), "k must be an integer >= 1, got 0"),
+                                    (dict(names=('precison',)), "names: a list of some of"),
+                                    (dict(names='ndcg'), "names: a list of some of")])
+def test_rank_metrics_arguments_are_checked_at_once(kw, msg):
+    with pytest.raises((ValueError, TypeError), match=msg): rank_metrics(**kw)
+
+
 def test_score_items_matches_get_preds(learn, data):
     ratings,_ = data
     ds = learn.dls.train_ds

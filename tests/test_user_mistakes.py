@@ -73,6 +73,8 @@ def test_bs_and_one_column_for_users_and_items_are_named(ml):
         TabularMultiCatDataLoaders.from_df(ratings, cat_names=['user'], y_names='rating', bs=0)
     with pytest.raises(ValueError, match=r"user_name and item_name are both 'user'"):
         from_df(ratings, user_name='user', item_name='user')
+    with pytest.raises(TypeError, match=r"min_rating must be a number, got '4'"):
+        from_df(ratings, implicit=True, min_rating='4')
 
 
 def test_rows_without_ids_and_repeated_rows_are_counted(ml):
