@@ -216,17 +216,32 @@ def plot_genre_map(self:CollabMultiCatLearner,
 
 # %% ../nbs/06_interpret.ipynb #72722721
 def _cosine(v, i):
-    "Cosine similarity of every row of `v` with row `i`"
+    "Cosine similarity of every row of `v` with row `i` of `v`, or with the vector `i`"
     v = F.normalize(v.float(), dim=1)
-    return v@v[i]
+    return v@(F.normalize(i.float(), dim=0) if isinstance(i, Tensor) else v[i])
 
-def _item_pos(frame, item):
-    "Row of `item` (an id, else a title) in the items frame (its first column is the id, its second the title if any)"
+def _listed_item(ds, item):
+    "The id of `item` (an id, else a title) in the item table, or None: an item the model may not have trained on"
+    r,table = ds.roles,ds.side.tables.get(ds.roles.item)
+    if table is None: return None
+    pos = int(ds.side.positions(pd.Series([item], dtype=object), r.item)[0])
+    if pos<0 and r.title is not None:
+        hits = np.flatnonzero(table[r.title].to_numpy()==item)
+        pos = int(hits[0]) if len(hits) else -1
+    return None if pos<0 else table[r.item].iloc[pos]
+
+def _item_pos(frame, item, ds=None):
+    "Row of `item` (an id, else a title) in the items frame; with `ds`, `(id,)` if only the item table lists it"
     hits = np.flatnonzero(frame.iloc[:,0].to_numpy()==item)
     if not len(hits) and frame.shape[1]>1 and frame.columns[1]==frame.attrs.get('title'):
         hits = np.flatnonzero(frame.iloc[:,1].to_numpy()==item)
-    if not len(hits): raise KeyError(f"item {item!r} is neither an item id nor a title the model knows")
-    return hits[0]
+    if len(hits): return hits[0]
+    listed = None if ds is None else _listed_item(ds, item)
+    table = ds is not None and ds.roles.item in ds.side
+    if listed is None:
+        raise KeyError(f"item {item!r} is neither an item id nor a title the model knows"
+                       + table*", nor in the item table")
+    return (listed,)
 
 @patch
 def similar_items(self:CollabMultiCatLearner,
@@ -237,9 +252,12 @@ def similar_items(self:CollabMultiCatLearner,
     n = _check_int(n, 'n')
     _warn_untrained(self)
     frame,v,_ = self.item_vectors()
-    i = _item_pos(frame, item)
+    i = _item_pos(frame, item, _collab_ds(self))
+    if isinstance(i, tuple):  # only the item table lists it: its vector from its metadata (genres), as `recommend`'s
+        _,x = _candidates(self, _collab_ds(self), [i[0]])
+        with torch.no_grad(): i = self.model.item_vectors(*to_device((x[0], *x[2:]), self.dls.device))[0][0].cpu()
     sim = to_np(_cosine(v, i))
-    order = [j for j in np.argsort(-sim, kind='stable') if j!=i][:n]
+    order = [j for j in np.argsort(-sim, kind='stable') if isinstance(i, Tensor) or j!=i][:n]
     return frame.iloc[order].assign(similarity=sim[order]).reset_index(drop=True)
 
 @patch
@@ -315,7 +333,11 @@ def _given_histories(ds, history) -> dict:
     if isinstance(history, dict):
         bad = [k for k,v in history.items() if isinstance(v, (str, bytes)) or not hasattr(v, '__iter__')]
         if bad: raise TypeError(f"history={{user: [item ids]}}: user {bad[0]!r} has {history[bad[0]]!r}, not a list")
-        return {k: (list(v), list(v)) for k,v in history.items()}
+        nameless = [k for k in history if not is_listy(k) and pd.isna(k)]  # None, NaN: as a frame's rows
+        if nameless:
+            warnings.warn(f"history: {len(nameless)} of its {len(history)} keys {'is' if len(nameless)==1 else 'are'} "
+                          f"no user id ({nameless[0]!r}): ignored", stacklevel=4)
+        return {k: (list(v), list(v)) for k,v in history.items() if k not in nameless}
     if not isinstance(history, pd.DataFrame):
         raise TypeError(f"history must be a dict {{user: [item ids]}} or a frame, got {type(history).__name__}")
     missing = [c for c in (r.user, r.item) if c not in history.columns]
@@ -496,9 +518,8 @@ def explain(self:CollabMultiCatLearner,
     _warn_untrained(self)
     _user_code(ds, user)
     frame,_ = self.items_frame()
-    known = set(frame.iloc[:,0])
-    if item not in known and frame.attrs.get('title') and item in set(frame[frame.attrs['title']]):
-        item = frame.iloc[_item_pos(frame, item),0]
+    pos = _item_pos(frame, item, ds)  # a KeyError for an item nobody knows: it would be explained as `#na#`
+    item = pos[0] if isinstance(pos, tuple) else frame.iloc[pos,0]
     b = _batch(self, ds.side.rows({ds.roles.user: [user], ds.roles.item: [item]}))
     m = self.model.eval()
     with torch.no_grad():

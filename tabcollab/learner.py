@@ -101,7 +101,22 @@ class MultiCatLearner(TabularLearner):
 
     def fit(self, *args, **kwargs):
         "fastai's `fit`; the PyTorch thread count (`ThreadPolicy` may change it) is put back even when `fit` fails"
+        if not len(self.dls.train):  # fastai's loop would end in a ZeroDivisionError
+            raise ValueError("this learner has no training rows: a learner from load_tabcollab or load_learner keeps "
+                             "none of its data. It predicts and evaluates (learn.validate(dl=learn.dls.test_dl(rows)))"
+                             "; to train, build a learner on the data (collab_multicat_learner("
+                             "CollabMultiCatDataLoaders.from_df(...)))")
         with num_threads(torch.get_num_threads()): return super().fit(*args, **kwargs)
+
+    def validate(self, ds_idx=1, dl=None, cbs=None):
+        "fastai's `validate`; without validation rows it says so (fastai's gives `None`s and 'Your generator is empty')"
+        if dl is None and not len(self.dls[ds_idx].dataset):
+            raise ValueError("this learner has no validation rows (valid_pct=0, or loaded by load_tabcollab or "
+                             "load_learner, which keep no data): pass the rows to score, "
+                             "learn.validate(dl=learn.dls.test_dl(rows))")
+        for m in self.metrics:  # rows without targets (ranking test rows): fastai shows the metrics no batch
+            if isinstance(m, RankMetric): m.ev.learn = self
+        return super().validate(ds_idx, dl, cbs)
 
     def get_preds(self, ds_idx=1, dl=None, *args, **kwargs):
         "fastai's `get_preds`; an empty set gives empty predictions (fastai's gives `None`)"

@@ -223,8 +223,11 @@ class RankingEval:
             # in a fit (it has trained: `validate` resets `train_iter`), every epoch but the last ranks the sample
             sample = (learn is not None and getattr(learn, 'train_iter', 0)>0
                       and getattr(learn, 'epoch', 0) < getattr(learn, 'n_epoch', 1)-1)
-            # no validation rows (valid_pct=0: a final model): no metrics, as fastai's for an empty validation
-            self.res = self.compute(learn, sample=sample) if learn is not None and len(learn.dls.valid_ds) else {}
+            # the rows validated: the validation set, or those of `learn.validate(dl=...)`
+            dl = None if learn is None else ifnone(getattr(learn, 'dl', None), learn.dls.valid)
+            # no validation rows (valid_pct=0: a final model), or batches (`show_results`' `get_preds(dl=[b])`): no
+            # metrics, as fastai's for an empty validation
+            self.res = self.compute(learn, dl, sample=sample) if len(getattr(dl, 'dataset', ())) else {}
         return self.res.get(name)
 
 class RankMetric(Metric):

@@ -61,7 +61,7 @@ def _proc(state, tensors):
     "The processing step described by `state`"
     t = state['type']
     if t=='Categorify':
-        p = Categorify()
+        p = SafeCategorify()
         p.classes = {n: CategoryMap(v, sort=False, add_na=True) for n,v in state['classes'].items()}
     elif t=='MultiCategorify':
         p = MultiCategorify()
@@ -112,8 +112,9 @@ def _metrics_state(metrics):
         res.append(name)
     if rank:
         ev = rank[0].ev
-        names = [m.key.split('@')[0] for m in rank if m.key!='auc']
-        res.append({'rank_metrics': dict(k=ev.k, names=names, min_rating=ev.min_rating, auc=ev.auc)})
+        names = [m.key.split('@')[0] for m in rank if m.key not in ('auc','n_users')]
+        res.append({'rank_metrics': dict(k=ev.k, names=names, min_rating=ev.min_rating, auc=ev.auc,
+                                         max_users=ev.max_users)})
     return res
 
 def _metrics(state):

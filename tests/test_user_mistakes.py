@@ -171,3 +171,70 @@ def test_cli_warnings_are_one_line(ml, tmp_path, capsys):
     err = capsys.readouterr().err
     lines = [l for l in err.splitlines() if 'warning' in l]
     assert lines and all(l.startswith('tabcollab train: warning: ') for l in lines) and 'warnings.warn' not in err
+
+
+def test_a_loaded_learner_says_it_has_no_data_and_validates_given_rows(ml, tmp_path):
+    ratings, items = ml
+    for kw in ({}, dict(implicit=True, min_rating=4)):
+        learn = trained(from_df(ratings, items=items, multicat_names=['genres'], **kw))
+        back = load_tabcollab(save_tabcollab(learn, tmp_path/'m.safetensors'))
+        # fastai's loop ended in a ZeroDivisionError, and validate() in Nones and "Your generator is empty"
+        with pytest.raises(ValueError, match="this learner has no training rows"): back.fit(1)
+        with pytest.raises(ValueError, match="this learner has no validation rows"): back.validate()
+        rows = ratings.iloc[:300]
+        with learn.no_bar(): want = learn.validate(dl=learn.dls.test_dl(rows))
+        with back.no_bar(): got = back.validate(dl=back.dls.test_dl(rows))
+        assert got[1] is not None and np.allclose([g for g in got if g is not None],
+                                                  [w for w in want if w is not None])
+        if kw:  # the ranking metrics are those of the rows given, not of the learner's validation set
+            with learn.no_bar(): own = learn.validate()
+            assert own[1:] != want[1:]
+
+
+def test_a_saved_learner_with_sampled_validation_loads(ml, tmp_path):
+    "rank_metrics(max_users=) adds an n_users column: saving wrote it as a metric name, and loading then raised"
+    ratings, items = ml
+    from tabcollab.all import rank_metrics
+    learn = trained(from_df(ratings, items=items, multicat_names=['genres'], implicit=True, min_rating=4),
+                    metrics=rank_metrics(10, max_users=5))
+    back = load_tabcollab(save_tabcollab(learn, tmp_path/'m.safetensors'))
+    names = [m.name for m in back.metrics]
+    assert names == [m.name for m in learn.metrics] and 'n_users' in names and back.metrics[0].ev.max_users == 5
+
+
+def test_new_ids_are_unknown_without_pandas_deprecation_warnings(ml):
+    "fastai's Categorify coded them through pd.Categorical, which pandas 3 warns about (and pandas 4 refuses)"
+    ratings, items = ml
+    learn = trained(from_df(ratings, items=items, multicat_names=['genres'], implicit=True, min_rating=4))
+    new = pd.DataFrame({'user': [ratings.user[0], 10**6], 'item': [10**6, items.item[0]], 'rating': [4., 5.]})
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        dl = learn.dls.test_dl(new)
+        learn.recommend(history={'new': list(items.item[:5])}, n=3)
+    x = dl.one_batch()[0]
+    assert x[0, 1] == 0 and x[1, 0] == 0 and x[0, 0] > 0 and x[1, 1] > 0  # unknown: #na#; known: their codes
+
+
+def test_explain_and_similar_items_of_items_outside_the_model(ml):
+    ratings, items = ml
+    extra = pd.DataFrame({'item': [999], 'title': ['Brand new (2001)'], 'genres': [['Comedy', 'Drama']]})
+    learn = trained(from_df(ratings, items=pd.concat([items, extra], ignore_index=True), multicat_names=['genres']))
+    # an id nobody knows was explained as the unknown item (#na#), without a word
+    with pytest.raises(KeyError, match="item 12345 is neither an item id nor a title the model knows, nor in the item"):
+        learn.explain(ratings.user[0], 12345)
+    # only the item table lists 999: explained and compared from its genres, by id or by title
+    ex = learn.explain(ratings.user[0], 999)
+    assert {'genres: Comedy', 'genres: Drama'} <= set(ex.piece)
+    sim = learn.similar_items(999, n=5)
+    assert len(sim) == 5 and 999 not in set(sim.item) and sim.similarity.is_monotonic_decreasing
+    pd.testing.assert_frame_equal(sim, learn.similar_items('Brand new (2001)', n=5))
+    with pytest.raises(KeyError, match="neither an item id nor a title"): learn.similar_items(12345)
+
+
+def test_history_keys_that_are_no_user_id_are_said(ml):
+    ratings, items = ml
+    learn = trained(from_df(ratings, items=items, multicat_names=['genres'], implicit=True, min_rating=4))
+    liked = list(items.item[:4])
+    res, w = warned(lambda: learn.recommend(history={None: liked, 'ann': liked}, n=3))
+    assert set(res.user) == {'ann'}
+    assert any("history: 1 of its 2 keys is no user id (None): ignored" in m for m in w)
