@@ -340,7 +340,9 @@ class SafeCategorify(Categorify):
         for c in to.cat_names:
             col = to.items[c]
             if c not in self.classes or isinstance(col.dtype, pd.CategoricalDtype): continue  # fastai takes its codes
-            known = col.isin(pd.Index(list(self.classes[c][1:])))
+            classes = pd.Index(list(self.classes[c][1:]))
+            # True is 1 to `isin`, not to `pd.Categorical`: bools are ids only where the classes are
+            known = col.isin(classes) & (pd.api.types.is_bool_dtype(classes) or not pd.api.types.is_bool_dtype(col))
             if not known.all(): to.items[c] = col.astype(object).where(known, np.nan)  # NaN: fastai's `#na#`
         super().encodes(to)
 

@@ -245,7 +245,7 @@ def _item_pos(frame, item, ds=None):
 
 @patch
 def similar_items(self:CollabMultiCatLearner,
-    item, # An item id, or a title
+    item, # An item id, or a title (of an item trained on, or only in the item table: placed by its genres)
     n:int=10, # How many
 ) -> pd.DataFrame: # item, title, genres..., similarity
     "The `n` items whose vectors are closest to `item`'s by cosine similarity (not counting itself)"
@@ -337,7 +337,8 @@ def _given_histories(ds, history) -> dict:
         if nameless:
             warnings.warn(f"history: {len(nameless)} of its {len(history)} keys {'is' if len(nameless)==1 else 'are'} "
                           f"no user id ({nameless[0]!r}): ignored", stacklevel=4)
-        return {k: (list(v), list(v)) for k,v in history.items() if k not in nameless}
+        nameless = set(map(id, nameless))  # by identity: `==` with pd.NA is no bool
+        return {k: (list(v), list(v)) for k,v in history.items() if id(k) not in nameless}
     if not isinstance(history, pd.DataFrame):
         raise TypeError(f"history must be a dict {{user: [item ids]}} or a frame, got {type(history).__name__}")
     missing = [c for c in (r.user, r.item) if c not in history.columns]

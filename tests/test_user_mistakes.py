@@ -238,3 +238,5 @@ def test_history_keys_that_are_no_user_id_are_said(ml):
     res, w = warned(lambda: learn.recommend(history={None: liked, 'ann': liked}, n=3))
     assert set(res.user) == {'ann'}
     assert any("history: 1 of its 2 keys is no user id (None): ignored" in m for m in w)
+    res, w = warned(lambda: learn.recommend(history={'ann': liked, pd.NA: liked, float('nan'): liked}, n=3))
+    assert set(res.user) == {'ann'} and any("2 of its 3 keys are no user id" in m for m in w)  # `pd.NA == x` is no bool
