@@ -317,8 +317,9 @@ def _candidates(learn, ds, items) -> tuple:
               else np.zeros(len(ids), bool))
     new,left = (codes==0) & listed,(codes==0) & ~listed
     if left.any():
-        warnings.warn(f"{int(left.sum())} of the {len(ids)} items= ids are neither items the model was trained on nor "
-                      f"in the item table, e.g. {_show(ids[int(np.flatnonzero(left)[0])])}: left out", stacklevel=3)
+        warnings.warn(f"{int(left.sum())} of the {len(ids)} distinct items= ids are neither items the model was "
+                      f"trained on nor in the item table, e.g. {_show(ids[int(np.flatnonzero(left)[0])])}: left out",
+                      stacklevel=3)
     if not (codes>0).any() and not new.any(): raise ValueError("items=: none of these ids can be scored")
     x = ds.side_inputs(torch.as_tensor(codes[codes>0]))
     if new.any():  # only the item table lists them: scored from their metadata, as `predict` scores them

@@ -104,7 +104,7 @@ def test_items_are_the_only_candidates_and_new_ones_score_as_predict(learn, data
     assert np.isclose(float(learn.predict(rows.iloc[0])[1]), new.score.iloc[0], atol=1e-5)
     ex = learn.explain(u, 900)
     assert {'genres: Comedy', 'genres: Drama'} <= set(ex.piece)  # a new item's genres, joined from the item table
-    with pytest.warns(UserWarning, match=r"1 of the 3 items= ids are neither items the model was trained on nor"):
+    with pytest.warns(UserWarning, match=r"1 of the 3 distinct items= ids are neither items the model was"):
         assert set(learn.recommend([u], n=5, items=[900, 901, 123456]).item) == {900, 901}
 
 
