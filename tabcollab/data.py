@@ -203,7 +203,7 @@ class CollabDataLoader(MultiCatDataLoader):
                  sampling:str='uniform', # 'uniform', or 'popularity' (training positives ** 0.75)
                  seen:str='train', # Whose interactions mask negatives: 'train' rows, or 'all' (training + validation)
                  by_user:bool=False, # Batches of `bs` users whose histories are split into inputs and targets
-                 keep:tuple=(0.5,0.8), # `by_user`: each user's share of history kept as input, drawn in this range
+                 keep:tuple=(0.3,0.7), # `by_user`: each user's share of history kept as input, drawn in this range
                  min_batches:int=360, # `by_user`: an epoch goes over the users until it has this many batches
                  **kwargs):
         if sampling not in ('uniform','popularity'):
