@@ -179,7 +179,7 @@ def ranking_report(rk, pe, shape, env):
         f"`synthetic_movielens` at ML-25M's shape, `valid_pct=0.1`, positives: ratings >= 4 "
         f"({rk['positives_ids']:,} training positives). tabcollab: `from_df(..., implicit=True, min_rating=4)` and "
         "the default ranking learner, one training epoch (validation skipped; by history an epoch goes over every "
-        "user once, 32 a batch, a random 20-50% of each history as targets), then `recommend` of the top 10 for "
+        "user once, 32 a batch, a random 30-70% of each history as targets), then `recommend` of the top 10 for "
         "every user, seen items excluded. The peers: one pass over the same positives, 2 threads, in one process."
         + (f" Not installed, skipped: {', '.join(missing)}." if missing else '') + "\n",
         markdown_table(rows, C), f"\n_{env}_\n"])
