@@ -182,11 +182,12 @@ def ease_init(m:Module, ds, lam:float=EASE_LAMBDA):
     u,i = ds.items[r.user].to_numpy(np.int64),ds.items[r.item].to_numpy(np.int64)
     ok = ds.positives() & (u>0) & (i>0)
     if not ok.any(): return
+    ic,hc = ds.cat_names.index(r.item),ds.multicat_names.index(r.history)
+    if m.bag_embeds[hc].mode=='max': raise ValueError("ease_start: EASE sums a history, a 'max' bag cannot start there")
     h,v = ease_factors(np.stack([u[ok], i[ok]], 1), ds.n_users, ds.n_items, m.n_factors, lam)
     # a mean of n history vectors scores `n` times less than EASE's sum: sized for the median history
     n = np.bincount(u[ok], minlength=ds.n_users)
-    scale = float(np.median(n[n>0]))**0.5
-    ic,hc = ds.cat_names.index(r.item),ds.multicat_names.index(r.history)
+    scale = float(np.median(n[n>0]))**0.5 if m.bag_embeds[hc].mode=='mean' else 1.
     with torch.no_grad():
         for e in [*m.embeds, *m.bag_embeds]:
             e.weight.zero_()
@@ -246,7 +247,13 @@ def collab_multicat_learner(
                                 # with a history, a user is what they liked: the id would only learn the training users
                                 skip_cats=[dls.cat_names.index(ds.roles.user)] if history else [],
                                 init=0.1 if history else None)  # a mean of history vectors starts from wider ones
-    if history and not use_nn and ifnone(ease_start, ds.n_items<=EASE_INIT_MAX):
+    if ease_start and (use_nn or not history):
+        raise ValueError("ease_start=True: EASE starts the dot model of users by their history (implicit data, "
+                         "history=True in from_df, use_nn=False)")
+    if ease_start and ds.n_items>EASE_INIT_MAX:
+        warnings.warn(f"ease_start=True with {ds.n_items:,} items: EASE inverts an (items x items) matrix, about "
+                      f"{3*8*ds.n_items**2/1e9:.1f} GB and time growing as items^3 (7 s at 5,000)", stacklevel=2)
+    if history and not use_nn and ifnone(ease_start, ds.n_items<=EASE_INIT_MAX and bag_mode!='max'):
         ease_init(model, ds)
     if not use_nn:  # the neural model keeps fastai's Adam (no weight decay on batchnorm) and dense gradients
         # sparse unless said otherwise, or unless the caller brings an optimiser (most take dense gradients only)
