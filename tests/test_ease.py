@@ -3,7 +3,7 @@ import warnings
 import numpy as np, pytest, torch
 import tabcollab.learner as learner_mod
 from tabcollab.all import (CollabMultiCatDataLoaders, collab_multicat_learner, synthetic_movielens, set_seed,
-                           score_items, EASE_LAMBDA)
+                           score_items, EASE_LAMBDA, ease_factors)
 
 
 @pytest.fixture(scope='module')
@@ -42,12 +42,27 @@ def model_scores(learn, users):
 def corr(a, b): return np.corrcoef(a.ravel(), b.ravel())[0, 1]
 
 
-def test_default_starts_at_ease(data):
-    dls = dls_of(*data)
+@pytest.mark.parametrize('shape', [(120, 150), (200, 60)])  # fewer users than items (Woodbury), and more
+def test_default_starts_at_ease(shape):
+    dls = dls_of(*synthetic_movielens(n_users=shape[0], n_items=shape[1], n_ratings=6000, seed=3))
     ref, users, n = ease_scores(dls.train_ds)
     learn = learner(dls)
     assert corr(model_scores(learn, users)*n, ref) > 0.95  # a mean of the history: times its length, EASE's sum
     assert corr(model_scores(learner(dls, ease_start=False), users), ref) < 0.5
+
+
+@pytest.mark.parametrize('shape', [(50, 300), (300, 50)])
+def test_ease_factors_are_the_best_low_rank_ease(shape):
+    "Either way round (a users x users inverse when fewer users), H V' is the rank-k truncation of EASE's B"
+    rng = np.random.default_rng(0)
+    X = (rng.random(shape) < 0.1)*1.
+    X[:, 0] = 0
+    B = np.linalg.inv(X.T@X + EASE_LAMBDA*np.eye(shape[1])); B = -B/np.diag(B); np.fill_diagonal(B, 0)
+    U, S, Vt = np.linalg.svd(B)
+    best = (U[:, :20]*S[:20])@Vt[:20]
+    h, v = ease_factors(np.argwhere(X), shape[0], shape[1], 20)
+    err = np.linalg.norm(h.numpy()@v.numpy().T - B)/np.linalg.norm(B)
+    assert err < 1.01*np.linalg.norm(best - B)/np.linalg.norm(B), err
 
 
 def test_string_and_category_ids_start_at_ease(data):
@@ -106,7 +121,7 @@ def test_large_catalogues_start_at_random(data, monkeypatch):
     ref, users, n = ease_scores(dls.train_ds)
     monkeypatch.setattr(learner_mod, 'EASE_INIT_MAX', 100)  # fewer than the 150 items
     assert corr(model_scores(learner(dls), users), ref) < 0.5
-    with pytest.warns(UserWarning, match="ease_start=True with 150 items: .* GB"):
+    with pytest.warns(UserWarning, match="ease_start=True: EASE inverts a 1[0-9][0-9] x 1[0-9][0-9] matrix.* GB"):
         learn = collab_multicat_learner(dls, ease_start=True)
     assert corr(model_scores(learn, users)*n, ref) > 0.95
 
