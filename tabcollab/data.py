@@ -204,7 +204,8 @@ class CollabDataLoader(MultiCatDataLoader):
                  seen:str='train', # Whose interactions mask negatives: 'train' rows, or 'all' (training + validation)
                  by_user:bool=False, # Batches of `bs` users whose histories are split into inputs and targets
                  keep:tuple=(0.3,0.7), # `by_user`: each user's share of history kept as input, drawn in this range
-                 min_batches:int=360, # `by_user`: an epoch goes over the users until it has this many batches
+                 min_batches:int=360, # `by_user`: an epoch goes over the users until it has this many batches...
+                 max_passes:int=13, # ... or has gone over them this many times
                  **kwargs):
         if sampling not in ('uniform','popularity'):
             raise ValueError(f"sampling must be 'uniform' or 'popularity', got {sampling!r}")
@@ -230,9 +231,9 @@ class CollabDataLoader(MultiCatDataLoader):
             if w.sum()==0: raise ValueError("no item has a training positive to sample negatives from")
             self.neg_probs = (w/w.sum()).float()
         self.by_user = bool(by_user and self.implicit and n_neg and dataset.roles.history)
-        if self.by_user: self._setup_users(keep, min_batches)
+        if self.by_user: self._setup_users(keep, min_batches, _check_int(max_passes, 'max_passes'))
 
-    def _setup_users(self, keep, min_batches):
+    def _setup_users(self, keep, min_batches, max_passes=13):
         "The histories (vocabulary indices and item codes, by user code) and the users with two items or more"
         ds,r = self.dataset,self.dataset.roles
         self.keep,ut = keep,ds.side_table('user')
@@ -245,8 +246,8 @@ class CollabDataLoader(MultiCatDataLoader):
         self.hist_offsets = F.pad(counts.cumsum(0), (1,0))
         self.users = torch.nonzero(counts>=2).flatten()
         if not len(self.users): raise ValueError("no user has two training positives: a history cannot be split")
-        # an epoch of at least `min_batches` batches: small data goes over its users several times
-        self.n = len(self.users)*max(1, math.ceil(min_batches*self.bs/len(self.users)))
+        # an epoch of at least `min_batches` batches: small data goes over its users several times, at most `max_passes`
+        self.n = len(self.users)*max(1, min(max_passes, math.ceil(min_batches*self.bs/len(self.users))))
         # the item-side inputs of a row come from its target, the others from its user
         side = lambda names: torch.tensor([r.side(n)=='item' for n in names], dtype=torch.bool)
         self.item_cats,self.item_conts,self.item_bags = side(ds.cat_names),side(ds.cont_names),side(ds.multicat_names)

@@ -194,3 +194,16 @@ def test_the_neural_model_trains_on_batches_of_users(data):
     with learn.no_bar(), learn.no_logging(): learn.fit(1)
     assert all(np.isfinite(v) for v in learn.validate())
     assert len(learn.recommend(history={'x': [1, 5]}, n=3)) == 3
+
+
+@pytest.mark.parametrize('kw,passes', [({}, 13), ({'max_passes': 2}, 2), ({'min_batches': 10}, 5),
+                                       ({'min_batches': 1}, 1)])
+def test_an_epoch_goes_over_few_users_at_most_max_passes_times(data, kw, passes):
+    dl = dls_of(*data, **kw).train
+    n_users = len(dl.users)
+    assert dl.n == passes*n_users
+    assert len(dl) == passes*n_users//dl.bs  # whole batches of `user_bs` users (training drops the last)
+
+
+def test_max_passes_must_be_a_whole_number(data):
+    with pytest.raises(ValueError, match='max_passes must be an integer >= 1, got 0'): dls_of(*data, max_passes=0)
