@@ -149,11 +149,11 @@ def has_implicit():
     return 'implicit' in inspect.signature(CollabMultiCatDataLoaders.from_df).parameters
 
 
-def tabcollab_ranking(p:Problem, genres:bool=True, history:bool=None, seed=SEED):
+def tabcollab_ranking(p:Problem, genres:bool=True, history:bool=None, seed=SEED, **dls_kw):
     "tabcollab's ranking model on the training ratings >= 4 (with genres or ids only; users by history or by id)"
     if not has_implicit(): return None
     set_seed(seed, reproducible=True)
-    kw = dict(multicat_names=['genres']) if genres else {}
+    kw = dict(multicat_names=['genres'], **dls_kw) if genres else dls_kw
     if history is not None: kw['history'] = history
     dls = CollabMultiCatDataLoaders.from_df(p.train[['user','item','rating']], items=p.items, implicit=True,
                                             min_rating=MIN_RATING, valid_pct=0.02, seed=seed, **kw)
