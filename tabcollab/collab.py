@@ -100,14 +100,16 @@ class TabularCollabMultiCat(TabularMultiCat):
 
     def _warn_repeats(self):
         "Warn about rows that repeat another's (user, item) pair: exact copies, and new ratings of a rated item"
-        n = len(self.items)-len(self.rated)  # `rated` holds each pair once
+        u,i = self.items[self.roles.user].to_numpy(np.int64),self.items[self.roles.item].to_numpy(np.int64)
+        known = (u>0) & (i>0)  # ids the training rows do not have are all `#na#` (0): no pair of one user and item
+        n = int(known.sum())-len(np.unique(u[known]*self.n_items + i[known]))
         if not n: return
         r = self.roles.rating
         cols = [self.roles.user, self.roles.item] + ([r] if r in self.items.columns else [])
-        copies = int(self.items[cols].duplicated().sum())
+        copies = int(self.items.loc[known, cols].duplicated().sum())
         what = f"{copies:,} exact cop{'y' if copies==1 else 'ies'}, {n-copies:,} other rating(s) of the pair"
         warnings.warn(f"{n:,} of {len(self.items):,} rows repeat the (user, item) pair of another row ({what}): "
-                      "each counts in training as a rating of its own; drop the copies (ratings.drop_duplicates()) "
+                      "each counts as a rating of its own; drop the copies (ratings.drop_duplicates()) "
                       "if they are mistakes", stacklevel=4)
 
     def process(self, check:bool=True):

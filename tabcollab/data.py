@@ -231,7 +231,8 @@ class CollabDataLoader(MultiCatDataLoader):
             if w.sum()==0: raise ValueError("no item has a training positive to sample negatives from")
             self.neg_probs = (w/w.sum()).float()
         self.by_user = bool(by_user and self.implicit and n_neg and dataset.roles.history)
-        if self.by_user: self._setup_users(keep, min_batches, _check_int(max_passes, 'max_passes'))
+        min_batches,max_passes = _check_int(min_batches, 'min_batches'),_check_int(max_passes, 'max_passes')
+        if self.by_user: self._setup_users(keep, min_batches, max_passes)
 
     def _setup_users(self, keep, min_batches, max_passes=13):
         "The histories (vocabulary indices and item codes, by user code) and the users with two items or more"
@@ -248,6 +249,7 @@ class CollabDataLoader(MultiCatDataLoader):
         if not len(self.users): raise ValueError("no user has two training positives: a history cannot be split")
         # an epoch of at least `min_batches` batches: small data goes over its users several times, at most `max_passes`
         self.n = len(self.users)*max(1, min(max_passes, math.ceil(min_batches*self.bs/len(self.users))))
+        if self.n<self.bs: self.drop_last = False  # fewer histories than a batch: one smaller batch, as with few rows
         # the item-side inputs of a row come from its target, the others from its user
         side = lambda names: torch.tensor([r.side(n)=='item' for n in names], dtype=torch.bool)
         self.item_cats,self.item_conts,self.item_bags = side(ds.cat_names),side(ds.cont_names),side(ds.multicat_names)

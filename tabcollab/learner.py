@@ -107,6 +107,11 @@ class MultiCatLearner(TabularLearner):
                              "none of its data. It predicts and evaluates (learn.validate(dl=learn.dls.test_dl(rows)))"
                              "; to train, build a learner on the data (collab_multicat_learner("
                              "CollabMultiCatDataLoaders.from_df(...)))")
+        t = self.dls.train
+        if getattr(t, 'implicit', False) and not getattr(t, 'n_neg', 1):  # a ranking loss would give NaN
+            raise ValueError("the training loader draws no negatives (n_neg=0): a ranking loss has nothing to rank "
+                             "the positives against. A loader made by dls.train.new(...) keeps none of its sampling: "
+                             "set the batch size in from_df (bs=, user_bs= with a history) instead")
         with num_threads(torch.get_num_threads()): return super().fit(*args, **kwargs)
 
     def validate(self, ds_idx=1, dl=None, cbs=None):
@@ -273,6 +278,7 @@ def collab_multicat_learner(
                                 # with a history, a user is what they liked: the id would only learn the training users
                                 skip_cats=[dls.cat_names.index(ds.roles.user)] if history else [],
                                 init=0.1 if history else None)  # a mean of history vectors starts from wider ones
+    if ease_start not in (None, True, False): raise ValueError(f"ease_start is None, True or False, got {ease_start!r}")
     if ease_start and (use_nn or not history):
         raise ValueError("ease_start=True: EASE starts the dot model of users by their history (implicit data, "
                          "history=True in from_df, use_nn=False)")

@@ -60,7 +60,8 @@ class SampledSoftmaxLoss:
             self.inputs_checked = True
         offsets = offsets if self.correct else torch.where(torch.isinf(offsets), offsets, 0.)
         lp = pos.reshape(-1).float()
-        lse = (neg.float()-offsets).logsumexp(1)  # each user's negatives once, not once per row
+        # each user's negatives once, not once per row; a user who has seen every one: -1e30, not -inf (a NaN gradient)
+        lse = (neg.float()-offsets).clamp_min(-1e30).logsumexp(1)
         return (torch.logaddexp(lp, lse[by]) - lp).mean()
     def activation(self, x): return x
     def decodes(self, x): return x

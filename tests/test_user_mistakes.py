@@ -240,3 +240,55 @@ def test_history_keys_that_are_no_user_id_are_said(ml):
     assert any("history: 1 of its 2 keys is no user id (None): ignored" in m for m in w)
     res, w = warned(lambda: learn.recommend(history={'ann': liked, pd.NA: liked, float('nan'): liked}, n=3))
     assert set(res.user) == {'ann'} and any("2 of its 3 keys are no user id" in m for m in w)  # `pd.NA == x` is no bool
+
+
+def test_a_user_whose_negatives_are_all_seen_gives_no_nan():
+    "A small catalogue: some users have seen every negative drawn; training stays finite (it was NaN everywhere)"
+    import torch
+    from tabcollab.all import SampledSoftmaxLoss
+    pos, neg = torch.zeros(3, requires_grad=True), torch.zeros(2, 3, requires_grad=True)
+    SampledSoftmaxLoss().by_user(pos, neg, torch.tensor([0, 0, 1]),
+                                 torch.tensor([[0., np.inf, 0.], [np.inf]*3])).backward()
+    assert torch.isfinite(neg.grad).all() and torch.isfinite(pos.grad).all()
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame([(u, i, 5.) for u in range(1, 201) for i in rng.permutation(np.arange(1, 21))[:16]],
+                      columns=['user', 'item', 'rating'])
+    learn = trained(from_df(df, implicit=True))
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+    assert len(learn.recommend([1], n=3)) == 3
+
+
+def test_fewer_histories_than_a_batch_train_as_one_smaller_batch(ml):
+    dls = from_df(ml[0], items=ml[1], implicit=True, min_rating=4, max_passes=1, user_bs=100)
+    assert len(dls.train) == 1
+    learn = trained(dls)
+    assert len(learn.recommend([int(ml[0].user.iloc[0])], n=3)) == 3
+
+
+def test_a_training_loader_without_negatives_is_refused(ml):
+    learn = collab_multicat_learner(from_df(ml[0], items=ml[1], implicit=True, min_rating=4))
+    learn.dls.train = learn.dls.train.new(bs=16)  # fastai's `new` keeps none of the sampling
+    with pytest.raises(ValueError, match=r"draws no negatives \(n_neg=0\).*set the batch size in from_df"):
+        learn.fit(1)
+
+
+def test_unknown_validation_ids_are_no_repeated_pairs():
+    "Validation rows of users and items training does not have are all #na#: not copies of each other"
+    df = pd.DataFrame({'user': [u for u in range(1, 11) for i in (1, 2, 3)] + list(range(11, 21)),
+                       'item': [i for u in range(1, 11) for i in (1, 2, 3)] + [1, 2]*5, 'rating': 4.0})
+    _, msgs = warned(lambda: CollabMultiCatDataLoaders.from_df(df, valid_idx=list(range(30, 40)), bs=8))
+    assert not [m for m in msgs if 'repeat the (user, item) pair' in m], msgs
+    _, msgs = warned(lambda: CollabMultiCatDataLoaders.from_df(pd.concat([df, df.iloc[:2]]), valid_idx=[30], bs=8))
+    assert [m for m in msgs if m.startswith('2 of 42 rows repeat the (user, item) pair')], msgs
+
+
+@pytest.mark.parametrize('kw,msg', [(dict(min_batches=None), 'min_batches must be an integer >= 1, got None'),
+                                    (dict(min_batches=-5), 'min_batches must be an integer >= 1, got -5'),
+                                    (dict(max_passes=0, history=False), 'max_passes must be an integer >= 1, got 0')])
+def test_epoch_length_settings_are_checked(ml, kw, msg):
+    with pytest.raises(ValueError, match=msg): from_df(ml[0], items=ml[1], implicit=True, min_rating=4, **kw)
+
+
+def test_ease_start_takes_a_bool(ml):
+    with pytest.raises(ValueError, match="ease_start is None, True or False, got 'no'"):
+        collab_multicat_learner(from_df(ml[0], items=ml[1], implicit=True, min_rating=4), ease_start='no')
