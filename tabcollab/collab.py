@@ -96,13 +96,12 @@ class TabularCollabMultiCat(TabularMultiCat):
         total = (np.bincount(i, self.items[r].to_numpy(np.float64), self.n_items) if r in self.items.columns
                  else np.full(self.n_items, np.nan))
         self.item_stats = pd.DataFrame({'count': count, 'mean_rating': total/np.maximum(count, 1)})
-        self._warn_repeats()
+        self._warn_repeats(u, i)
 
-    def _warn_repeats(self):
-        "Warn about rows that repeat another's (user, item) pair: exact copies, and new ratings of a rated item"
-        u,i = self.items[self.roles.user].to_numpy(np.int64),self.items[self.roles.item].to_numpy(np.int64)
+    def _warn_repeats(self, u, i):
+        "Warn about rows (user codes `u`, item codes `i`) that repeat another's pair: exact copies, and new ratings"
         known = (u>0) & (i>0)  # ids the training rows do not have are all `#na#` (0): no pair of one user and item
-        n = int(known.sum())-len(np.unique(u[known]*self.n_items + i[known]))
+        n = int(known.sum())-len(pair_codes(u[known], i[known], self.n_items))
         if not n: return
         r = self.roles.rating
         cols = [self.roles.user, self.roles.item] + ([r] if r in self.items.columns else [])

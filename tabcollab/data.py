@@ -234,7 +234,7 @@ class CollabDataLoader(MultiCatDataLoader):
         min_batches,max_passes = _check_int(min_batches, 'min_batches'),_check_int(max_passes, 'max_passes')
         if self.by_user: self._setup_users(keep, min_batches, max_passes)
 
-    def _setup_users(self, keep, min_batches, max_passes=13):
+    def _setup_users(self, keep, min_batches, max_passes):
         "The histories (vocabulary indices and item codes, by user code) and the users with two items or more"
         ds,r = self.dataset,self.dataset.roles
         self.keep,ut = keep,ds.side_table('user')

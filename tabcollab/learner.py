@@ -178,10 +178,10 @@ def _low_rank(mm, rmm, n:int, k:int, niter:int=4, seed:int=0) -> tuple:
     U,S,Vt = np.linalg.svd(rmm(Q).T, full_matrices=False)  # Q'B, from (B'Q)'
     return (Q@U)[:,:k],S[:k],Vt[:k].T
 
-def ease_factors(pairs:np.ndarray, n_users:int, n_items:int, k:int, lam:float=EASE_LAMBDA) -> tuple:
+def ease_factors(pairs:np.ndarray, n_items:int, k:int, lam:float=EASE_LAMBDA) -> tuple:
     "(H, V), `(n_items, k)` each, with `H @ V.T` the rank-`k` EASE weights of the (user code, item code) `pairs`"
     import scipy.sparse
-    u,i = np.divmod(np.unique(pairs[:,0].astype(np.int64)*n_items + pairs[:,1]), n_items)  # each pair once
+    u,i = np.divmod(pair_codes(pairs[:,0], pairs[:,1], n_items), n_items)  # each pair once
     u = np.unique(u, return_inverse=True)[1]  # X's rows: the users with a pair
     X = scipy.sparse.csr_matrix((np.ones(len(u)), (u,i)), shape=(u.max()+1, n_items))
     if X.shape[0]<n_items:  # (X'X + lam I)^-1 = (I - X'WX)/lam with W = (XX' + lam I)^-1: a users x users inverse
@@ -200,24 +200,26 @@ def ease_factors(pairs:np.ndarray, n_users:int, n_items:int, k:int, lam:float=EA
     U,S,V = _low_rank(mm, rmm, n_items, k)
     return torch.from_numpy(U*np.sqrt(S)),torch.from_numpy(V*np.sqrt(S))
 
+def _ease_pairs(ds) -> np.ndarray:
+    "`(n, 2)` (user code, item code) of the training positives of `ds` whose user and item are known"
+    u,i = ds.items[ds.roles.user].to_numpy(np.int64),ds.items[ds.roles.item].to_numpy(np.int64)
+    ok = ds.positives() & (u>0) & (i>0)
+    return np.stack([u[ok], i[ok]], 1)
+
 def ease_cost(ds) -> tuple:
     "(side, cells): the size of the inverse `ease_init` takes on `ds`, and of its dense (users x items) matrix (or 0)"
-    r = ds.roles
-    u = ds.items[r.user].to_numpy(np.int64)[ds.positives() & (ds.items[r.item].to_numpy(np.int64)>0)]
-    n_users = len(np.unique(u[u>0]))
+    n_users = len(np.unique(_ease_pairs(ds)[:,0]))
     return min(n_users, ds.n_items),(n_users*ds.n_items if n_users<ds.n_items else 0)
 
 def ease_init(m:Module, ds, lam:float=EASE_LAMBDA):
     "Set the history dot model `m` to rank-`n_factors` EASE of the training positives of `ds`; other tables to zero"
-    r = ds.roles
-    u,i = ds.items[r.user].to_numpy(np.int64),ds.items[r.item].to_numpy(np.int64)
-    ok = ds.positives() & (u>0) & (i>0)
-    if not ok.any(): return
+    r,pairs = ds.roles,_ease_pairs(ds)
+    if not len(pairs): return
     ic,hc = ds.cat_names.index(r.item),ds.multicat_names.index(r.history)
     if m.bag_embeds[hc].mode=='max': raise ValueError("ease_start: EASE sums a history, a 'max' bag cannot start there")
-    h,v = ease_factors(np.stack([u[ok], i[ok]], 1), ds.n_users, ds.n_items, m.n_factors, lam)
+    h,v = ease_factors(pairs, ds.n_items, m.n_factors, lam)
     # a mean of n history vectors scores `n` times less than EASE's sum: sized for the median history
-    n = np.bincount(u[ok], minlength=ds.n_users)
+    n = np.bincount(pairs[:,0], minlength=ds.n_users)
     scale = float(np.median(n[n>0]))**0.5 if m.bag_embeds[hc].mode=='mean' else 1.
     with torch.no_grad():
         for e in [*m.embeds, *m.bag_embeds]:
