@@ -480,10 +480,12 @@ def _piece_label(ds, kind, col, code):
 def _explain_dot(m, b, ds):
     "Rows (piece, fit, bias) of a dot-product prediction for the single row batch `b`, from the model's `item_pieces`"
     x_cat,x_cont,bags = b[0],b[1],b[2:2+len(ds.multicat_names)]
-    u,_ = m.towers(x_cat, *bags)
+    u,nf = m.towers(x_cat, *bags)[0],m.n_factors  # in eval, EASE's vectors (if kept) come after the trained ones
     rows = [('user bias', 0., float(u[0,-1]))]
-    rows += [(_piece_label(ds, kind, col, code), float(u[0,:-1]@e[:-1]), float(e[-1]))
+    rows += [(_piece_label(ds, kind, col, code), float(u[0,:nf]@e[:nf]), float(e[-1]))
              for kind,col,code,e in m.item_pieces(x_cat, *bags)]
+    if getattr(m, 'ease_prior', None) is not None:  # its share of the score (`EaseBlend`)
+        rows.append(('EASE, from the history', float(u[0,nf:-1]@m.prior_vectors(x_cat, bags)[0]), 0.))
     if m.cont is not None: rows.append(('continuous columns', 0., float(m.cont(x_cont)[0,0])))
     df = pd.DataFrame(rows, columns=['piece','fit','bias'])
     df['total'] = df.fit+df.bias

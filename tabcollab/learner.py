@@ -6,19 +6,20 @@ Docs: https://tabcollab.github.io/tabcollab/learner.html.md"""
 
 # %% auto #0
 __all__ = ['COLLAB_LR', 'COLLAB_WD', 'RANK_LR', 'RANK_WD', 'RANK_EVAL_USERS', 'BATCH_EVENTS', 'EASE_INIT_MAX', 'EASE_CELLS_MAX',
-           'EASE_LAMBDA', 'rating_range', 'MSELossPlain', 'InPlaceZeroGrad', 'fast_adam', 'TrimHeap', 'MultiCatLearner',
-           'CollabMultiCatLearner', 'item_side', 'ease_factors', 'ease_cost', 'ease_init', 'collab_multicat_learner',
-           'tabular_multicat_learner']
+           'EASE_LAMBDA', 'EASE_BLEND', 'rating_range', 'MSELossPlain', 'InPlaceZeroGrad', 'fast_adam', 'TrimHeap',
+           'MultiCatLearner', 'CollabMultiCatLearner', 'item_side', 'ease_factors', 'ease_cost', 'ease_init',
+           'ease_blend_weight', 'EaseBlend', 'collab_multicat_learner', 'tabular_multicat_learner']
 
 # %% ../nbs/04_learner.ipynb #a1272463
 from fastai.tabular.all import *
-import ctypes, functools, warnings
+import ctypes, functools, math, numbers, warnings
 from .encoding import _check_int
 from .core import *
 from .collab import *
 from .data import *
 from .models import *
 from .ranking import *
+from .ranking import _user_rows
 from .sparse import *
 
 # %% ../nbs/04_learner.ipynb #b05e26eb
@@ -168,6 +169,7 @@ def item_side(dls) -> tuple:
 EASE_INIT_MAX = 5_000  # users or items, the fewer: the inverse EASE takes, 0.3 s at 1,682, 7 s at 5,000 (1 thread)
 EASE_CELLS_MAX = 100_000_000  # with fewer users than items: a dense (users x items) matrix, 8 bytes a cell
 EASE_LAMBDA = 300.
+EASE_BLEND = 0.25  # EASE's share in prediction (`EaseBlend`): best of 0, 0.25, 0.5, 1 on u1..u5, near best on new users
 
 def _low_rank(mm, rmm, n:int, k:int, niter:int=4, seed:int=0) -> tuple:
     "(U, S, V), rank `k`, of the `n x n` matrix `B` known by its products `mm(M)=B@M` and `rmm(M)=B'@M` (Halko et al.)"
@@ -211,7 +213,9 @@ def ease_cost(ds) -> tuple:
     n_users = len(np.unique(_ease_pairs(ds)[:,0]))
     return min(n_users, ds.n_items),(n_users*ds.n_items if n_users<ds.n_items else 0)
 
-def ease_init(m:Module, ds, lam:float=EASE_LAMBDA):
+def ease_init(m:Module, ds, lam:float=EASE_LAMBDA,
+              prior:bool=False, # Also keep EASE's vectors beside the trained ones (`set_ease_prior`, `EaseBlend`)
+             ):
     "Set the history dot model `m` to rank-`n_factors` EASE of the training positives of `ds`; other tables to zero"
     r,pairs = ds.roles,_ease_pairs(ds)
     if not len(pairs): return
@@ -229,6 +233,39 @@ def ease_init(m:Module, ds, lam:float=EASE_LAMBDA):
         m.embeds[ic].weight[:, :v.shape[1]] = (v*scale).float()
         m.bag_embeds[hc].weight[:, :h.shape[1]] = (h*scale).float()[ds.history_items()]
         m.bag_embeds[hc].weight[:2] = 0  # padding and `#na#`
+    if prior: m.set_ease_prior(ic, hc, m.embeds[ic].weight[:,:-1], m.bag_embeds[hc].weight[:,:-1])
+
+def ease_blend_weight(m:Module, ds, share:float=None, n_users:int=256) -> float:
+    "`prior_w` for which the EASE prior's scores spread `share` times as widely as the trained model's (std)"
+    share = ifnone(share, EASE_BLEND)
+    users = np.unique(_ease_pairs(ds)[:,0])
+    if not len(users) or not share: return 0.
+    users = users[np.linspace(0, len(users)-1, min(n_users, len(users))).astype(int)]  # spread over the codes
+    rows,items = _user_rows(m, ds, users),item_inputs(m, ds, torch.arange(1, ds.n_items))
+    was,w = m.training,m.prior_w.clone()
+    try:
+        with torch.no_grad():
+            m.eval(); m.prior_w.zero_()  # the trained model's scores, with both biases
+            trained = m.raw_scores(rows, m.item_towers(items))
+            m.prior_w.fill_(1.)
+            prior = m.prior_vectors(rows[0], rows[2], item=False)@m.prior_vectors(items[0], items[2]).T
+    finally: m.prior_w.copy_(w); m.train(was)
+    sp = float(prior.std())
+    return share*float(trained.std())/sp if sp>0 else 0.
+
+class EaseBlend(Callback):
+    "Sets `prior_w` of a model with an EASE prior (`ease_blend_weight`) before each validation and after fitting"
+    order = 5  # after `TrainEvalCallback`
+    def __init__(self, share:float=None): self.share,self._seen = ifnone(share, EASE_BLEND),None
+    def before_validate(self): self.update()
+    def after_fit(self): self.update()
+    def update(self):
+        m,ds = getattr(self.model, 'module', self.model),self.dls.train_ds
+        if getattr(m, 'ease_prior', None) is None or not len(ds): return  # a loaded learner keeps its saved weight
+        key = (weights_fingerprint(m), id(m))
+        if key==self._seen: return  # the weights are as last time (`predict` after `predict`)
+        m.prior_w.fill_(ease_blend_weight(m, ds, self.share))
+        self._seen = key
 
 # %% ../nbs/04_learner.ipynb #a01747d8
 @delegates(Learner.__init__)
@@ -244,6 +281,8 @@ def collab_multicat_learner(
     item_dropout:float=None, # Dot model: share of training items seen as new (id hidden): 0.1, 0.2 with a history
     bag_mlp:int=None, # Dot model: an MLP this wide on small item-side bags (genres): default 64 with a history
     ease_start:bool=None, # Dot model with a history: start from EASE (`ease_init`; default: up to `EASE_INIT_MAX`)
+    ease_blend:float=None, # With the EASE start: EASE's scores added in prediction, spread this share of the trained
+                           # model's (`EaseBlend`; default `EASE_BLEND`; 0: none)
     sparse:bool=None, # Dot-product model: sparse gradients (2*bs+ row tables), `lazy_adam` (default without `opt_func`)
     threads:int=None, # PyTorch threads while fitting (default: `ThreadPolicy`'s rule, 1 for small batches)
     loss_func=None, # Default: `MSELossPlain()` for ratings, `SampledSoftmaxLoss()` for implicit data
@@ -281,6 +320,12 @@ def collab_multicat_learner(
                                 skip_cats=[dls.cat_names.index(ds.roles.user)] if history else [],
                                 init=0.1 if history else None)  # a mean of history vectors starts from wider ones
     if ease_start not in (None, True, False): raise ValueError(f"ease_start is None, True or False, got {ease_start!r}")
+    blend = ifnone(ease_blend, EASE_BLEND)
+    if isinstance(blend, bool) or not isinstance(blend, numbers.Real) or not 0<=blend<math.inf:
+        raise ValueError(f"ease_blend is a share (a number >= 0; 0: none), got {ease_blend!r}")
+    if ease_blend and (ease_start is False or use_nn or not history):
+        raise ValueError(f"ease_blend={ease_blend}: EASE's scores are blended into a model that starts from EASE "
+                         "(users by their history, use_nn=False, ease_start not False)")
     if ease_start and (use_nn or not history):
         raise ValueError("ease_start=True: EASE starts the dot model of users by their history (implicit data, "
                          "history=True in from_df, use_nn=False)")
@@ -291,7 +336,12 @@ def collab_multicat_learner(
             warnings.warn(f"ease_start=True: EASE inverts a {side:,} x {side:,} matrix (the fewer of the users with a "
                           f"positive and the items), about {8*(3*side**2 + 2*cells)/1e9:.1f} GB, and its time grows "
                           f"as its cube (7 s at 5,000)", stacklevel=2)
-        if ifnone(ease_start, fits and bag_mode!='max'): ease_init(model, ds)
+        start = ifnone(ease_start, fits and bag_mode!='max')
+        if start: ease_init(model, ds, prior=blend>0)
+        elif ease_blend:
+            warnings.warn(f"ease_blend={ease_blend}: the model does not start from EASE here (the default up to "
+                          f"EASE_INIT_MAX={EASE_INIT_MAX:,}): ease_start=True to have it", stacklevel=2)
+    if getattr(model, 'ease_prior', None) is not None: kwargs['cbs'] = L(kwargs.get('cbs')) + EaseBlend(blend)
     if not use_nn:  # the neural model keeps fastai's Adam (no weight decay on batchnorm) and dense gradients
         # sparse unless said otherwise, or unless the caller brings an optimiser (most take dense gradients only)
         # on a GPU, dense tables and fused AdamW: no host syncs, and NCCL can all-reduce them

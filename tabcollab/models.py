@@ -205,6 +205,7 @@ def drop_ids(x_cat:Tensor, cols:list, p:float) -> Tensor:
 # %% ../nbs/02_models.ipynb #d3c39670
 class MultiCatDotBias(CollabScorer, Module):
     "Dot product of a user and an item vector, each the sum of its side's id, category and bag embeddings, plus biases"
+    ease_prior = None  # (item column, history bag, k) once `set_ease_prior` keeps EASE's vectors (old pickles too)
     def __init__(self,
         n_factors:int, # Size of the user and item vectors
         cat_szs:list, # Number of values of each categorical column (user first, item second)
@@ -219,6 +220,7 @@ class MultiCatDotBias(CollabScorer, Module):
         skip_cats:list=(), # Positions of categorical columns no vector uses (the user id, when a history places users)
         bag_mlp:int=0, # Hidden units of an MLP on each small item-side bag (genres), added to its mean (0: none)
         init:float=None, # Std of the embeddings' normal initialisation (default: fastai's, 0.01, truncated)
+        ease_prior:tuple=None, # (item column, history bag, k): room for EASE's rank-k vectors (`set_ease_prior`)
     ):
         store_attr('n_factors,y_range,item_dropout')
         nb = len(bag_szs)
@@ -238,7 +240,8 @@ class MultiCatDotBias(CollabScorer, Module):
         self.config = dict(n_factors=n_factors, cat_szs=list(cat_szs), bag_szs=list(bag_szs),
                            item_cats=sorted(self.item_cats), item_bags=sorted(self.item_bags), n_cont=n_cont,
                            item_conts=sorted(self.item_conts), y_range=y_range, bag_mode=bag_mode,
-                           item_dropout=item_dropout, skip_cats=sorted(self.skip_cats), bag_mlp=bag_mlp, init=init)
+                           item_dropout=item_dropout, skip_cats=sorted(self.skip_cats), bag_mlp=bag_mlp, init=init,
+                           ease_prior=None)
         # the last column is the bias; a column no vector uses gets a one-row table
         self.embeds = nn.ModuleList([CoalescedEmbedding(1 if i in self.skip_cats else n, n_factors+1)
                                      for i,n in enumerate(cat_szs)])
@@ -252,7 +255,41 @@ class MultiCatDotBias(CollabScorer, Module):
             with torch.no_grad():
                 for e in [*self.embeds, *self.bag_embeds]: e.weight.normal_(0, init)
                 for e in self.bag_embeds: e.weight[0] = 0  # padding
+        if ease_prior is not None:  # a loaded model: zeros, which its saved weights replace
+            ic,hc,k = ease_prior
+            self.set_ease_prior(ic, hc, torch.zeros(cat_szs[ic], k), torch.zeros(bag_szs[hc], k))
         self.init_fingerprint = weights_fingerprint(self)  # the weights untrained (`tabcollab.interpret` warns then)
+
+    def set_ease_prior(self,
+        item_col:int, # Position of the item id among the categorical columns
+        hist_col:int, # Position of the history among the bags
+        items:Tensor, # `(items, k)` EASE's item vectors (`ease_init`)
+        history:Tensor, # `(history values, k)` its history vectors, sized for the bag's pooling
+    ):
+        "Keep EASE's vectors beside the trained ones: in eval, `prior_w` times their score is added (`EaseBlend`)"
+        if self.bag_embeds[hist_col].mode=='max': raise ValueError("an EASE prior sums a history: not a 'max' bag")
+        self.ease_prior = (item_col, hist_col, items.shape[1])
+        self.config['ease_prior'] = list(self.ease_prior)
+        # buffers: saved and moved with the model, never trained
+        self.register_buffer('prior_items', items.float().clone())
+        self.register_buffer('prior_hist', history.float().clone())
+        self.register_buffer('prior_w', torch.zeros(()))
+        with torch.no_grad(): self.prior_items[0] = 0; self.prior_hist[:2] = 0  # `#na#` (a new item), padding
+
+    def prior_vectors(self, x_cat, bags, item:bool=True) -> Tensor:
+        "EASE's vectors of the rows' items (`item`), or of their users: the pooled history, times `prior_w`"
+        ic,hc,k = self.ease_prior
+        if item: return self.prior_items[x_cat[:,ic]]
+        b = bags[hc]
+        if isinstance(b, tuple): return self.prior_vectors(None, {hc: b[0]}, item=False)[b[1]]  # `RowBags`
+        if b.shape[-1]==0: return self.prior_items.new_zeros(len(b), k)
+        return F.embedding_bag(b, self.prior_hist, mode=self.bag_embeds[hc].mode, padding_idx=0)*self.prior_w
+
+    def tower(self, x_cat, bags, item:bool=True) -> Tensor:
+        "The sum of one side's vectors, bias last; in eval with an EASE prior, its vectors are put before the bias"
+        s = sum(self.side(x_cat, bags, item))
+        if self.training or self.ease_prior is None: return s
+        return torch.cat([s[:,:-1], self.prior_vectors(x_cat, bags, item), s[:,-1:]], 1)
 
     def side(self, x_cat, bags, item:bool=True) -> list:
         "One vector (bias last) per item-side input (or user-side, `item=False`): categorical columns, then bags"
@@ -261,15 +298,15 @@ class MultiCatDotBias(CollabScorer, Module):
         return res + [e(b) for i,(e,b) in enumerate(zip(self.bag_embeds, bags)) if (i in self.item_bags)==item]
 
     def towers(self, x_cat, *bags):
-        "The user and item vectors (bias in the last column): the sums over each side's inputs"
-        return sum(self.side(x_cat, bags, item=False)),sum(self.side(x_cat, bags, item=True))
+        "The user and item vectors (bias in the last column): `tower` of each side"
+        return self.tower(x_cat, bags, item=False),self.tower(x_cat, bags, item=True)
 
     def split_bias(self, w):
         "(vectors, biases) of embedding weights `w`: the bias is the last column"
         return w[:,:-1],w[:,-1]
 
     def item_vectors(self, x_cat, *bags) -> tuple:
-        "(vectors, biases) of the items: the sums over their item-side inputs, the vectors the model multiplies"
+        "(vectors, biases) of the items: the sums over their item-side inputs (the trained vectors; no EASE prior)"
         return self.split_bias(sum(self.side(x_cat, bags, item=True)))
 
     def item_pieces(self, x_cat, *bags) -> list:
@@ -303,13 +340,13 @@ class MultiCatDotBias(CollabScorer, Module):
     def item_towers(self, items) -> tuple:
         "(`[v, 1, item bias]` per item, item-side continuous inputs) of `items` `(cats, conts, bags)`: for `raw_scores`"
         ic,ik,ib = items
-        v = sum(self.side(self._drop(ic), ib, item=True))
+        v = self.tower(self._drop(ic), ib, item=True)
         return torch.cat([v[:,:-1], torch.ones_like(v[:,:1]), v[:,-1:]], 1),ik
 
     def raw_scores(self, rows, towers, u:Tensor=None) -> Tensor:
         "Raw (row, item) scores (`sigmoid_range` keeps their order); `towers` from `item_towers`, `u` the user towers"
         (rc,rk,rb),(v,ik) = rows,towers
-        if u is None: u = sum(self.side(rc, rb, item=False))
+        if u is None: u = self.tower(rc, rb, item=False)
         # `[u, user bias, 1]·[v, 1, item bias]`: u·v and both biases in one product, no (rows x items) sum to add
         res = torch.cat([u, torch.ones_like(u[:,:1])], 1)@v.T
         if self.cont is not None:  # the linear term of the pair: the row's other columns, the item's item-side ones

@@ -1,6 +1,6 @@
 """The EASE start of the history ranking model (`ease_init`): what it computes, from which rows, and when it applies"""
 import warnings
-import numpy as np, pytest, torch
+import numpy as np, pandas as pd, pytest, torch
 import tabcollab.learner as learner_mod
 from tabcollab.all import (CollabMultiCatDataLoaders, collab_multicat_learner, synthetic_movielens, set_seed,
                            score_items, EASE_LAMBDA, ease_factors)
@@ -144,3 +144,114 @@ def test_trains_from_the_start(data):
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
     assert all(np.isfinite(p.detach().numpy()).all() for p in learn.model.parameters())
     assert len(learn.recommend(None, n=5)) > 0
+
+
+# --- the EASE prior blended into prediction (`ease_blend`, `EaseBlend`)
+
+@pytest.fixture(scope='module')
+def blended(data):
+    learn = learner(dls_of(*data))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
+    return learn
+
+
+def test_fit_sets_the_blend_weight(blended):
+    m = blended.model.eval()
+    w = float(m.prior_w)
+    assert w > 0
+    assert w == pytest.approx(learner_mod.ease_blend_weight(m, blended.dls.train_ds), rel=1e-5)
+    assert learner_mod.ease_blend_weight(m, blended.dls.train_ds, share=0.5) == pytest.approx(2*w, rel=1e-5)
+
+
+def test_training_never_sees_the_prior(blended):
+    m, b = blended.model, blended.dls.one_batch()
+    with torch.no_grad():
+        m.train(); torch.manual_seed(0); a = m(*b[:-1])
+        w = float(m.prior_w); m.prior_w.fill_(100.)
+        torch.manual_seed(0); c = m(*b[:-1])
+        m.prior_w.fill_(w)
+    for x, y in zip(a, c): assert torch.equal(x, y)
+
+
+def test_prediction_adds_the_weighted_ease_score(blended):
+    m, ds = blended.model.eval(), blended.dls.train_ds
+    users = torch.arange(1, 6)
+    with torch.no_grad():
+        both = score_items(m, ds, users)
+        w = float(m.prior_w); m.prior_w.zero_(); trained = score_items(m, ds, users); m.prior_w.fill_(w)
+    assert not torch.allclose(both, trained)
+    assert (both - trained)[:, 0].abs().max() < 1e-6  # `#na#`, a new item: no EASE vector, nothing added
+
+
+def test_predict_does_not_move_the_weight(blended):
+    w = float(blended.model.prior_w)
+    blended.get_preds(dl=blended.dls.test_dl(blended.dls.train_ds.decode().items.iloc[:3]))
+    assert float(blended.model.prior_w) == w
+
+
+def test_save_load_and_export_keep_the_blend(blended, tmp_path):
+    from tabcollab.all import save_tabcollab, load_tabcollab
+    from fastai.learner import load_learner
+    ref = blended.recommend([1, 2, 3], n=5)
+    loaded = load_tabcollab(save_tabcollab(blended, tmp_path/'m.safetensors'))
+    assert loaded.model.ease_prior == blended.model.ease_prior
+    assert float(loaded.model.prior_w) == float(blended.model.prior_w) > 0
+    np.testing.assert_allclose(loaded.recommend([1, 2, 3], n=5)['score'], ref['score'], rtol=1e-5)
+    assert loaded.recommend([1, 2, 3], n=5)['item'].tolist() == ref['item'].tolist()
+    blended.export(tmp_path/'m.pkl')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        exported = load_learner(tmp_path/'m.pkl')
+    assert exported.recommend([1, 2, 3], n=5)['item'].tolist() == ref['item'].tolist()
+
+
+def test_explain_shows_the_ease_share(blended):
+    e = blended.explain(1, 2)
+    assert 'EASE, from the history' in e.piece.tolist()
+    total, pred = e.set_index('piece').loc[['total', 'prediction'], 'total']
+    assert total == pytest.approx(pred, abs=1e-4)
+    assert e.set_index('piece').loc['EASE, from the history', 'fit'] != 0
+
+
+def test_new_users_get_the_blend_too(blended):
+    "A new user with a known user's training history scores every item as that user does, EASE's share included"
+    t = blended.dls.train_ds.side['user']
+    user, hist = t.user.iloc[0], list(t.history.iloc[0])
+    c = blended.recommend(history={'someone new': hist}, n=100, exclude_seen=False)
+    d = blended.recommend(user, n=100, exclude_seen=False)
+    both = pd.merge(c, d, on='item')
+    assert len(both) > 50 and np.allclose(both.score_x, both.score_y, atol=1e-5)
+    m = blended.model
+    w = float(m.prior_w); m.prior_w.zero_()
+    try: e = blended.recommend(history={'someone new': hist}, n=100, exclude_seen=False)
+    finally: m.prior_w.fill_(w)
+    assert not np.allclose(pd.merge(c, e, on='item').pipe(lambda f: f.score_x - f.score_y), 0)
+
+
+@pytest.mark.parametrize('bad', [-0.1, float('nan'), float('inf'), 'a', True, None])
+def test_ease_blend_checked(data, bad):
+    dls = dls_of(*data)
+    if bad is None: assert learner(dls, ease_blend=bad).model.ease_prior is not None; return
+    with pytest.raises(ValueError, match='ease_blend is a share'): learner(dls, ease_blend=bad)
+
+
+def test_ease_blend_needs_the_ease_start(data, monkeypatch):
+    dls = dls_of(*data)
+    with pytest.raises(ValueError, match='ease_blend=0.5: EASE'): learner(dls, ease_start=False, ease_blend=0.5)
+    with pytest.raises(ValueError, match='ease_blend=0.5: EASE'): learner(dls, use_nn=True, ease_blend=0.5)
+    assert learner(dls, ease_blend=0).model.ease_prior is None
+    assert learner(dls, ease_start=False).model.ease_prior is None
+    monkeypatch.setattr(learner_mod, 'EASE_INIT_MAX', 100)  # the default start does not apply
+    with pytest.warns(UserWarning, match='ease_blend=0.5: the model does not start from EASE here'):
+        assert collab_multicat_learner(dls, ease_blend=0.5).model.ease_prior is None
+
+
+def test_string_ids_blend(data):
+    ratings, items = data
+    r = ratings.assign(user='u' + ratings.user.astype(str), item='i' + ratings.item.astype(str))
+    it = items.assign(item='i' + items.item.astype(str))
+    learn = learner(dls_of(r, it))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
+    assert float(learn.model.prior_w) > 0
+    rec = learn.recommend(history={'ann': ['i1', 'i2', 'i3']}, n=5)
+    assert len(rec) == 5 and not set(rec['item']) & {'i1', 'i2', 'i3'}
