@@ -113,6 +113,9 @@ def embeddings(self:CollabMultiCatLearner,
         raise ValueError(f"kind must be 'user', 'item' or one of {[*kinds][1:] + list(ds.multicat_names)}, "
                          f"got {kind!r}")
     i = ds.cat_names.index(kinds[kind])
+    if i in getattr(m, 'skip_cats', ()):
+        raise ValueError(f"this model places users by their history, not by an id: it has no {kind!r} table "
+                         f"(learn.embeddings({r.history!r}) gives the history's item vectors)")
     # int ids as int64, loaded or not
     return _frame(*m.split_bias(m.embeds[i].weight.detach()[1:].cpu()), _ids(ds.classes[kinds[kind]]))
 
@@ -368,14 +371,16 @@ def _history_users(ds, history, known) -> tuple:
     pos = ds.side.positions(pd.Series(keys, dtype=object), r.user) if table is not None else np.full(len(keys), -1)
     listy = lambda o: isinstance(o, (list, np.ndarray))
     trained = [list(table[r.history].iloc[p]) if p>=0 and listy(table[r.history].iloc[p]) else [] for p in pos]
-    lists = [list(dict.fromkeys(t + hist[k][0])) for k,t in zip(keys, trained)]
     vocab = ds.multicat_classes[r.history]
     given = pd.Series([i for k in keys for i in hist[k][0]], dtype=object)
     unknown = int((vocab.encode(given)==1).sum()) if len(given) else 0
     are = 'is an item' if unknown==1 else 'are items'
     if unknown: warnings.warn(f"{unknown} of the {len(given)} history items {are} the model has no history of "
                               "(unknown ids, or ids of another type): ignored", stacklevel=4)
-    empty = [k for k,l in zip(keys, lists) if not (vocab.encode(pd.Series(l, dtype=object))>1).any()]
+    # unknown ids left out, not `#na#`: a mean of the history would count them
+    known_ids = lambda l: [i for i,c in zip(l, vocab.encode(pd.Series(l, dtype=object))) if c>1] if len(l) else []
+    lists = [known_ids(list(dict.fromkeys(t + hist[k][0]))) for k,t in zip(keys, trained)]
+    empty = [k for k,l in zip(keys, lists) if not l]
     if empty: warnings.warn(f"{len(empty)} user(s) have no history item the model knows, e.g. {empty[0]!r}: they get "
                             "the items most users like", stacklevel=4)
     rows = ds.side.rows({r.user: pd.Series(keys, dtype=object), r.history: pd.Series(lists, dtype=object)})

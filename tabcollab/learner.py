@@ -6,13 +6,14 @@ Docs: https://tabcollab.github.io/tabcollab/learner.html.md"""
 
 # %% auto #0
 __all__ = ['COLLAB_LR', 'COLLAB_WD', 'RANK_LR', 'RANK_WD', 'RANK_EVAL_USERS', 'BATCH_EVENTS', 'EASE_INIT_MAX', 'EASE_CELLS_MAX',
-           'EASE_LAMBDA', 'EASE_BLEND', 'rating_range', 'MSELossPlain', 'InPlaceZeroGrad', 'fast_adam', 'TrimHeap',
-           'MultiCatLearner', 'CollabMultiCatLearner', 'item_side', 'ease_factors', 'ease_cost', 'ease_init',
-           'ease_blend_weight', 'EaseBlend', 'collab_multicat_learner', 'tabular_multicat_learner']
+           'EASE_LAMBDA', 'EASE_BLEND', 'EASE_BLEND_MAX', 'rating_range', 'MSELossPlain', 'InPlaceZeroGrad',
+           'fast_adam', 'TrimHeap', 'MultiCatLearner', 'CollabMultiCatLearner', 'item_side', 'ease_factors',
+           'ease_cost', 'ease_init', 'ease_blend_weight', 'EaseBlend', 'collab_multicat_learner',
+           'tabular_multicat_learner']
 
 # %% ../nbs/04_learner.ipynb #a1272463
 from fastai.tabular.all import *
-import ctypes, functools, math, numbers, warnings
+import ctypes, functools, numbers, warnings
 from .encoding import _check_int
 from .core import *
 from .collab import *
@@ -169,7 +170,8 @@ def item_side(dls) -> tuple:
 EASE_INIT_MAX = 5_000  # users or items, the fewer: the inverse EASE takes, 0.3 s at 1,682, 7 s at 5,000 (1 thread)
 EASE_CELLS_MAX = 100_000_000  # with fewer users than items: a dense (users x items) matrix, 8 bytes a cell
 EASE_LAMBDA = 300.
-EASE_BLEND = 0.25  # EASE's share in prediction (`EaseBlend`): best of 0, 0.25, 0.5, 1 on u1..u5, near best on new users
+EASE_BLEND = 0.25  # EASE's share in prediction (`EaseBlend`): best u1..u5 NDCG@10 of 0 to 0.75, near best for new users
+EASE_BLEND_MAX = 100.  # EASE's scores all but decide the ranking there (larger shares overflow float32 weights)
 
 def _low_rank(mm, rmm, n:int, k:int, niter:int=4, seed:int=0) -> tuple:
     "(U, S, V), rank `k`, of the `n x n` matrix `B` known by its products `mm(M)=B@M` and `rmm(M)=B'@M` (Halko et al.)"
@@ -321,11 +323,13 @@ def collab_multicat_learner(
                                 init=0.1 if history else None)  # a mean of history vectors starts from wider ones
     if ease_start not in (None, True, False): raise ValueError(f"ease_start is None, True or False, got {ease_start!r}")
     blend = ifnone(ease_blend, EASE_BLEND)
-    if isinstance(blend, bool) or not isinstance(blend, numbers.Real) or not 0<=blend<math.inf:
-        raise ValueError(f"ease_blend is a share (a number >= 0; 0: none), got {ease_blend!r}")
-    if ease_blend and (ease_start is False or use_nn or not history):
-        raise ValueError(f"ease_blend={ease_blend}: EASE's scores are blended into a model that starts from EASE "
-                         "(users by their history, use_nn=False, ease_start not False)")
+    if isinstance(blend, bool) or not isinstance(blend, numbers.Real) or not 0<=blend<=EASE_BLEND_MAX:
+        raise ValueError(f"ease_blend is a share from 0 (none) to {EASE_BLEND_MAX} (EASE alone, in effect), "
+                         f"got {ease_blend!r}")
+    if ease_blend and (ease_start is False or use_nn or not history or bag_mode=='max'):
+        raise ValueError(f"ease_blend={ease_blend}: EASE's scores are blended into the dot model of users by their "
+                         "history that starts from EASE (implicit=True and history=True in from_df; use_nn=False, "
+                         "ease_start not False, bag_mode 'mean' or 'sum')")
     if ease_start and (use_nn or not history):
         raise ValueError("ease_start=True: EASE starts the dot model of users by their history (implicit data, "
                          "history=True in from_df, use_nn=False)")

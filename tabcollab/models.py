@@ -13,6 +13,7 @@ from fastai.tabular.all import *
 from .encoding import *
 from .core import *
 from .sparse import CoalescedEmbedding
+import warnings
 
 # %% ../nbs/02_models.ipynb #047f4d9a
 MULTI_HOT_MAX = 64  # vocabularies up to this size are pooled as a (bs, n_values) @ (n_values, n_factors) product
@@ -275,6 +276,15 @@ class MultiCatDotBias(CollabScorer, Module):
         self.register_buffer('prior_hist', history.float().clone())
         self.register_buffer('prior_w', torch.zeros(()))
         with torch.no_grad(): self.prior_items[0] = 0; self.prior_hist[:2] = 0  # `#na#` (a new item), padding
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs):
+        "PyTorch's, letting weights saved without an EASE prior (before tabcollab kept one) keep the model's own"
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs)
+        names = [prefix+n for n in ('prior_items','prior_hist','prior_w')]
+        if self.ease_prior is not None and all(n in missing for n in names):
+            for n in names: missing.remove(n)
+            warnings.warn("the weights loaded have no EASE prior (saved before tabcollab kept one, or with "
+                          "ease_blend=0): the model keeps its own, from its data", stacklevel=2)
 
     def prior_vectors(self, x_cat, bags, item:bool=True) -> Tensor:
         "EASE's vectors of the rows' items (`item`), or of their users: the pooled history, times `prior_w`"

@@ -255,3 +255,39 @@ def test_string_ids_blend(data):
     assert float(learn.model.prior_w) > 0
     rec = learn.recommend(history={'ann': ['i1', 'i2', 'i3']}, n=5)
     assert len(rec) == 5 and not set(rec['item']) & {'i1', 'i2', 'i3'}
+
+
+def test_ease_blend_refused_where_it_cannot_apply(data):
+    dls = dls_of(*data)
+    with pytest.raises(ValueError, match="bag_mode 'mean' or 'sum'"): learner(dls, bag_mode='max', ease_blend=0.5)
+    assert learner(dls, bag_mode='max').model.ease_prior is None  # the default: no start, no blend, no error
+    with pytest.raises(ValueError, match='implicit=True and history=True in from_df'):
+        learner(dls_of(*data, implicit=False, min_rating=None), ease_blend=0.5)
+    with pytest.raises(ValueError, match='from 0 .none. to 100'): learner(dls, ease_blend=1e40)
+    assert learner(dls, ease_blend=100).model.ease_prior is not None
+
+
+def test_weights_saved_without_a_prior_load(blended, tmp_path):
+    "fastai's learn.save of a model from before the prior (no prior keys) loads, keeping the model's own prior"
+    m = blended.model
+    sd = {k: v for k, v in m.state_dict().items() if not k.startswith('prior_')}
+    prior = m.prior_items.clone()
+    with pytest.warns(UserWarning, match='have no EASE prior'): m.load_state_dict(sd)
+    assert torch.equal(m.prior_items, prior)
+    with pytest.raises(RuntimeError, match='prior_items'):  # only all three missing are forgiven
+        m.load_state_dict({k: v for k, v in m.state_dict().items() if k != 'prior_items'})
+
+
+def test_unknown_history_items_change_nothing(blended):
+    t = blended.dls.train_ds.side['user']
+    hist = list(t.history.iloc[0])[:3]
+    a = blended.recommend(history={'a': hist}, n=20)
+    with pytest.warns(UserWarning, match='1 of the 4 history items is an item the model has no history of'):
+        b = blended.recommend(history={'a': hist + [987654]}, n=20)
+    assert a.item.tolist() == b.item.tolist() and np.allclose(a.score, b.score, atol=1e-6)
+
+
+def test_no_user_table_with_a_history(blended):
+    with pytest.raises(ValueError, match="places users by their history.*embeddings\\('history'\\)"):
+        blended.embeddings('user')
+    assert len(blended.embeddings('history')) > 0
