@@ -302,8 +302,9 @@ def collab_multicat_learner(
     n_factors = _check_int(ifnone(n_factors, 64 if history else 50), 'n_factors')
     item_dropout,bag_mlp = ifnone(item_dropout, 0.2 if history else 0.1),ifnone(bag_mlp, 64 if history else 0)
     if not 0<=item_dropout<1: raise ValueError(f"item_dropout is a share of the rows, in [0, 1): got {item_dropout!r}")
-    if len(dls.train)==0:
-        raise ValueError(f"the training set has {len(dls.train_ds)} rows: not one batch of {dls.bs} (lower bs)")
+    if len(dls.train)==0:  # on implicit data a batch is of positives, the rows rated `min_rating` or more
+        n = f"{int(ds.positives().sum())} positives" if implicit else f"{len(ds)} rows"
+        raise ValueError(f"the training set has {n}: not one batch of {dls.bs} (lower bs)")
     if implicit:
         if y_range is not None: raise ValueError("implicit data is ranked, not rated: y_range does not apply")
     else: y_range = _y_range(dls, y_range)

@@ -292,3 +292,16 @@ def test_epoch_length_settings_are_checked(ml, kw, msg):
 def test_ease_start_takes_a_bool(ml):
     with pytest.raises(ValueError, match="ease_start is None, True or False, got 'no'"):
         collab_multicat_learner(from_df(ml[0], items=ml[1], implicit=True, min_rating=4), ease_start='no')
+
+
+def test_too_few_positives_for_a_batch_counts_the_positives():
+    "A ranking batch is of positives: the message counts those, not every row (it said '51 rows: not one batch of 8')"
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame([(u, i) for u in range(10) for i in range(8) if rng.random() < 0.7], columns=['user', 'item'])
+    df['rating'] = np.where(df.item == 0, 5., 1.)  # one liked item: no history can be split, users by id
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        dls = CollabMultiCatDataLoaders.from_df(df, implicit=True, min_rating=4, valid_pct=0.2, seed=0, bs=8)
+        n = int((dls.train_ds.items['rating'] >= 4).sum())
+        with pytest.raises(ValueError, match=f'the training set has {n} positives: not one batch of 8 .lower bs.'):
+            collab_multicat_learner(dls)
