@@ -377,9 +377,12 @@ def _history_users(ds, history, known) -> tuple:
     are = 'is an item' if unknown==1 else 'are items'
     if unknown: warnings.warn(f"{unknown} of the {len(given)} history items {are} the model has no history of "
                               "(unknown ids, or ids of another type): ignored", stacklevel=4)
-    # unknown ids left out, not `#na#`: a mean of the history would count them
-    known_ids = lambda l: [i for i,c in zip(l, vocab.encode(pd.Series(l, dtype=object))) if c>1] if len(l) else []
-    lists = [known_ids(list(dict.fromkeys(t + hist[k][0]))) for k,t in zip(keys, trained)]
+    # unknown ids left out, not `#na#`: a mean of the history would count them; one encoding for every user
+    lists = [list(dict.fromkeys(t + hist[k][0])) for k,t in zip(keys, trained)]
+    flat = pd.Series([i for l in lists for i in l], dtype=object)
+    ok = vocab.encode(flat)>1 if len(flat) else np.zeros(0, dtype=bool)
+    cuts = np.cumsum([len(l) for l in lists])[:-1]
+    lists = [list(f[o]) for f,o in zip(np.split(flat.to_numpy(), cuts), np.split(ok, cuts))][:len(keys)]
     empty = [k for k,l in zip(keys, lists) if not l]
     if empty: warnings.warn(f"{len(empty)} user(s) have no history item the model knows, e.g. {empty[0]!r}: they get "
                             "the items most users like", stacklevel=4)

@@ -244,14 +244,13 @@ def ease_blend_weight(m:Module, ds, share:float=None, n_users:int=256) -> float:
     if not len(users) or not share: return 0.
     users = users[np.linspace(0, len(users)-1, min(n_users, len(users))).astype(int)]  # spread over the codes
     rows,items = _user_rows(m, ds, users),item_inputs(m, ds, torch.arange(1, ds.n_items))
-    was,w = m.training,m.prior_w.clone()
+    was = m.training
     try:
         with torch.no_grad():
-            m.eval(); m.prior_w.zero_()  # the trained model's scores, with both biases
-            trained = m.raw_scores(rows, m.item_towers(items))
-            m.prior_w.fill_(1.)
+            m.eval()
             prior = m.prior_vectors(rows[0], rows[2], item=False)@m.prior_vectors(items[0], items[2]).T
-    finally: m.prior_w.copy_(w); m.train(was)
+            trained = m.raw_scores(rows, m.item_towers(items)) - m.prior_w*prior  # both biases in, EASE's share out
+    finally: m.train(was)
     sp = float(prior.std())
     return share*float(trained.std())/sp if sp>0 else 0.
 

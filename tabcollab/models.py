@@ -287,19 +287,20 @@ class MultiCatDotBias(CollabScorer, Module):
                           "ease_blend=0): the model keeps its own, from its data", stacklevel=2)
 
     def prior_vectors(self, x_cat, bags, item:bool=True) -> Tensor:
-        "EASE's vectors of the rows' items (`item`), or of their users: the pooled history, times `prior_w`"
+        "EASE's vectors of the rows' items (`item`), or of their users: the mean (or sum) of the history's"
         ic,hc,k = self.ease_prior
         if item: return self.prior_items[x_cat[:,ic]]
-        b = bags[hc]
-        if isinstance(b, tuple): return self.prior_vectors(None, {hc: b[0]}, item=False)[b[1]]  # `RowBags`
-        if b.shape[-1]==0: return self.prior_items.new_zeros(len(b), k)
-        return F.embedding_bag(b, self.prior_hist, mode=self.bag_embeds[hc].mode, padding_idx=0)*self.prior_w
+        b,rows = bags[hc] if isinstance(bags[hc], tuple) else (bags[hc],None)  # `RowBags`: pooled once per user
+        v = (F.embedding_bag(b, self.prior_hist, mode=self.bag_embeds[hc].mode, padding_idx=0) if b.shape[-1]
+             else self.prior_hist.new_zeros(len(b), k))
+        return v if rows is None else v[rows]
 
     def tower(self, x_cat, bags, item:bool=True) -> Tensor:
-        "The sum of one side's vectors, bias last; in eval with an EASE prior, its vectors are put before the bias"
+        "The sum of one side's vectors, bias last; in eval with an EASE prior, its vectors (the user's times `prior_w`)"
         s = sum(self.side(x_cat, bags, item))
         if self.training or self.ease_prior is None: return s
-        return torch.cat([s[:,:-1], self.prior_vectors(x_cat, bags, item), s[:,-1:]], 1)
+        p = self.prior_vectors(x_cat, bags, item)
+        return torch.cat([s[:,:-1], p if item else p*self.prior_w, s[:,-1:]], 1)
 
     def side(self, x_cat, bags, item:bool=True) -> list:
         "One vector (bias last) per item-side input (or user-side, `item=False`): categorical columns, then bags"

@@ -183,10 +183,29 @@ def test_prediction_adds_the_weighted_ease_score(blended):
     assert (both - trained)[:, 0].abs().max() < 1e-6  # `#na#`, a new item: no EASE vector, nothing added
 
 
-def test_predict_does_not_move_the_weight(blended):
-    w = float(blended.model.prior_w)
-    blended.get_preds(dl=blended.dls.test_dl(blended.dls.train_ds.decode().items.iloc[:3]))
-    assert float(blended.model.prior_w) == w
+def test_the_weight_follows_the_weights_only(blended):
+    "Predicting again leaves `prior_w` as it is; predicting after the weights change sets it anew"
+    m, dl = blended.model, blended.dls.test_dl(blended.dls.train_ds.decode().items.iloc[:3])
+    w = float(m.prior_w)
+    try:
+        m.prior_w.fill_(7.)
+        blended.get_preds(dl=dl)
+        assert float(m.prior_w) == 7.  # the weights are as when it was set: not computed again
+        with torch.no_grad(): m.bag_embeds[0].mlp[-1].bias.add_(1.)  # a change the fingerprint sees
+        blended.get_preds(dl=dl)
+        assert float(m.prior_w) == pytest.approx(learner_mod.ease_blend_weight(m, blended.dls.train_ds), rel=1e-5)
+    finally:
+        with torch.no_grad(): m.bag_embeds[0].mlp[-1].bias.sub_(1.)
+        m.prior_w.fill_(w)
+        blended.get_preds(dl=dl)
+    assert float(m.prior_w) == pytest.approx(w, rel=1e-5)
+
+
+def test_no_validation_set_still_sets_the_weight(data):
+    learn = learner(CollabMultiCatDataLoaders.from_df(data[0], items=data[1], implicit=True, min_rating=4,
+                                                      multicat_names=['genres'], valid_pct=0, seed=0))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
+    assert float(learn.model.prior_w) > 0  # after fit, with no validation to set it before
 
 
 def test_save_load_and_export_keep_the_blend(blended, tmp_path):
