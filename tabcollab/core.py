@@ -285,7 +285,7 @@ class MultiCategorify(TabularProc):
 
     def _setups(self, to):
         self.bag_side = {n: to.side.owner(n) for n in to.multicat_names}  # None: in the frame itself
-        side_vals = {n: self._side_values(to, n, on) for n,on in self.bag_side.items() if on}
+        side_vals = {n: self._side_values(to, n, on) for n,on in self.bag_side.items() if on is not None}
         self.multicat_classes = {}
         for n in to.multicat_names:
             vals = [side_vals[n]] if n in side_vals else []

@@ -70,7 +70,7 @@ def _proc(state, tensors):
                               BagVocab(pd.Series(v, dtype=object).astype(str)) for n,v in state['classes'].items()}
         p.bag_side = state['bag_side']
         p.side_bags = {n: Bags(tensors[f'bags.{n}.values'], tensors[f'bags.{n}.offsets'])
-                       for n,on in p.bag_side.items() if on}
+                       for n,on in p.bag_side.items() if on is not None}
     elif t=='FillMissing':
         p = FillMissing(add_col=state['add_col'], fill_vals=defaultdict(int, state['fill_vals']))
         p.fill_strategy,p.na_dict = state['fill_strategy'],state['na_dict']

@@ -173,8 +173,8 @@ def test_models_without_a_history_refuse_new_users(data):
     assert learn.dls.train_ds.roles.history is None and not learn.dls.train.by_user
     with pytest.raises(ValueError, match="this model places users by their id, so a new user cannot be placed"):
         learn.recommend(history={'x': [1]})
-    with pytest.raises(ValueError, match="history=True goes with implicit=True"):
-        CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], history=True)
+    rating = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], history=True)
+    assert rating.train_ds.roles.history == 'history' and not rating.train.by_user  # ratings: a bag beside the id
 
 
 def test_saved_history_model_serves_new_users_and_the_cli(learn, tmp_path, capsys):

@@ -37,7 +37,10 @@ def test_item_vectors_are_what_the_model_uses(setup):
     frame,v,b = learn.item_vectors()
     user = ratings.user[0]
     recs = learn.recommend(user, n=n_items(learn), exclude_seen=False).set_index('item')
-    u = learn.model.embeds[0].weight[learn.dls.classes['user'].o2i[user]].detach()
+    # the user's vector: their id's plus the mean of their history's (ratings have a history by default)
+    cats,_,*bags = learn.dls.train_ds.side_inputs(torch.tensor([learn.dls.classes['user'].o2i[user]]), 'user')
+    with torch.no_grad(): u = learn.model.eval().tower(cats, bags, item=False)[0]
+    assert not torch.allclose(u, learn.model.embeds[0].weight[learn.dls.classes['user'].o2i[user]])
     logits = v@u[:-1] + b + u[-1]
     expected = sigmoid_range(logits, *learn.model.y_range).numpy()
     assert np.allclose(recs.loc[frame.item, 'predicted'].to_numpy(), expected, atol=1e-5)

@@ -89,7 +89,7 @@ def test_tags_work_as_a_second_multicat_column(tmp_path):
     dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres','tags'], valid_pct=0.2,
                                             seed=0)
     assert list(dls.multicat_classes['tags']) == ['#pad#','#na#','bad','good']
-    cats,conts,genres,tags,y = dls.one_batch()
+    cats,conts,genres,tags,history,y = dls.one_batch()  # history: each user's rated items
     assert tags.max() <= 3
 
 

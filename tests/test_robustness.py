@@ -95,8 +95,9 @@ def test_unseen_users_items_and_values_at_prediction_time(learn):
     rows = pd.DataFrame({'user': [10**6, 'someone', 1], 'item': [10**6, 'thing', 10**6],
                          'genres': [['Nonsense'], [], 'Drama|Alien genre']})
     with pytest.warns(UserWarning, match="column 'user' holds mixed ids"): dl = learn.dls.test_dl(rows)
-    cats,conts,genres = dl.one_batch()
+    cats,conts,genres,history = dl.one_batch()
     assert (cats[:2,:2]==0).all() and cats[2,1]==0
+    assert (history[:2]<=1).all()  # unknown users: no history but `#na#`
     assert genres[0].tolist()[0]==1 and 1 in genres[2].tolist()
     vocab = len(learn.dls.multicat_classes['genres'])
     assert int(genres.max()) < vocab

@@ -405,10 +405,11 @@ def test_a_bag_table_a_batch_reads_more_than_half_of_stays_dense():
     items = items.assign(tag=[[f't{i}'] for i in range(len(items))])
     dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, users=users, multicat_names=['genres','rated','tag'],
                                             valid_pct=0.2, seed=1, bs=16)
-    genres,rated_reads,tag_reads = dls.train.bag_lookups
+    genres,rated_reads,tag_reads,history_reads = dls.train.bag_lookups
     assert tag_reads == 16 and rated_reads > 16*10  # one tag a row; each row reads its user's ~15 rated items
+    assert 0 < history_reads < rated_reads  # the default history: the training items only, at most HISTORY_MAX
     learn = collab_multicat_learner(dls)
-    assert [e.sparse for e in learn.model.bag_embeds] == [False, False, True]
+    assert [e.sparse for e in learn.model.bag_embeds] == [False, False, True, False]
     assert [m.sparse for m in learn.model.embeds][:2] == [True, True] and learn.opt_func is lazy_adam
     with learn.no_bar(), learn.no_logging(): learn.fit(1)
     assert all(p.grad is None or not p.grad.is_sparse for p in learn.model.bag_embeds[1].parameters())

@@ -43,8 +43,8 @@ def test_cold_start_uses_the_row_genres(trained):
     learn = trained[0]
     rows = pd.DataFrame({'user': [5,5,5], 'item': [-1,-1,-1], 'genres': [['Comedy'], ['Horror','War'], None]})
     dl = learn.dls.test_dl(rows)
-    cats,conts,genres = dl.one_batch()
-    assert (cats[:,1] == 0).all()
+    cats,conts,genres,history = dl.one_batch()
+    assert (cats[:,1] == 0).all() and (history > 1).any()  # user 5's history of rated items
     assert genres[2].tolist()[0] == 1  # no genres: #na#
     with learn.no_bar(): preds,_ = learn.get_preds(dl=dl)
     assert len(set(preds.flatten().tolist())) == 3
@@ -91,8 +91,9 @@ def test_show_batch_and_results_print_genres_as_text(trained, monkeypatch):
     learn.dls.show_batch(max_n=3)
     with learn.no_bar(): learn.show_results(max_n=4)
     batch,results = shown
-    assert list(batch.columns) == ['user','item','n_ratings','genres','rating'] and len(batch) == 3
-    assert list(results.columns) == ['user','item','n_ratings','genres','rating','rating_pred'] and len(results) == 4
+    cols = ['user','item','n_ratings','genres','history','rating']  # history: the user's rated items (ids)
+    assert list(batch.columns) == cols and len(batch) == 3
+    assert list(results.columns) == cols+['rating_pred'] and len(results) == 4
     vocab = set(learn.dls.multicat_classes['genres'])
     for df in shown:
         assert df.genres.map(lambda s: isinstance(s, str) and all(g in vocab for g in s.split('|') if g)).all()
@@ -140,7 +141,7 @@ def test_user_side_table_joins_demographics_and_a_bag(small_ml):
     quiet_fit(learn, 1)
     u = int(uids[0])
     dl = learn.dls.test_dl(pd.DataFrame({'user': [u, -5], 'item': [int(ratings.item[0])]*2}))
-    cats,conts,genres,rated = dl.one_batch()
+    cats,conts,genres,rated,history = dl.one_batch()
     assert dls.classes['gender'][int(cats[0,2])] == users.gender[0] and cats[1,2] == 0      # unknown user: #na#
     norm = dls.train_ds.procs.normalize
     assert np.isclose(float(conts[0,0])*norm.stds['age']+norm.means['age'], users.age[0], atol=1e-3)
