@@ -67,17 +67,19 @@ def fastai_tabular_flags(df, valid_idx, ctx):
     return tabular_learner(to.dataloaders(bs=64), y_range=(0,5.5))
 
 
-def tabcollab_default(df, valid_idx, ctx):
+def tabcollab_default(df, valid_idx, ctx, **kw):
     dls = CollabMultiCatDataLoaders.from_df(df, items=ctx['items'], user_name='user', item_name='item',
-                                            rating_name='rating', multicat_names=['genres'], valid_idx=valid_idx)
+                                            rating_name='rating', multicat_names=['genres'], valid_idx=valid_idx, **kw)
     return collab_multicat_learner(dls)
 
 
-BEST = "genres + a bag of the items the user rated (SVD++ style, training rows only), `wd=0.2`, `bs=64`"
+BEST = ("genres, the user's demographics and a bag of all the items the user rated (SVD++ style, training rows only), "
+        "`wd=0.2`, `bs=64`")
 def tabcollab_best(df, valid_idx, ctx):
     dls = CollabMultiCatDataLoaders.from_df(df, items=ctx['items'],
                                             users=users_table(ctx['path'], df.drop(index=valid_idx)),
-                                            multicat_names=['genres','rated'], valid_idx=valid_idx, bs=64)
+                                            multicat_names=['genres','rated'], valid_idx=valid_idx, bs=64,
+                                            history=False)  # its own bag, all the rated items, not the default's
     return collab_multicat_learner(dls, wd=0.2)
 
 
@@ -88,6 +90,7 @@ MODELS = {
     'fastai collab_learner (use_nn=True)': fastai_collab(use_nn=True),
     'fastai tabular_learner + 19 genre flags': learner_model(fastai_tabular_flags, FIT_FASTAI),
     'tabcollab default': learner_model(tabcollab_default, FIT_DEFAULT),
+    'tabcollab default (history=False)': learner_model(partial(tabcollab_default, history=False), FIT_DEFAULT),
     'tabcollab best': learner_model(tabcollab_best, FIT_DEFAULT),
 }
 COLD = ['user bias only', 'fastai collab_learner (dot)', 'tabcollab default']

@@ -1,7 +1,8 @@
 """Training speed on MovieLens 100K u1 (80,000 training rows), in one run, at each batch size: one training epoch,
 after a warm-up epoch, of fastai's `collab_learner`, of tabcollab's default learner (sparse gradients for the user
-and item tables, `lazy_adam`), of the same with `sparse=False` (dense, fused AdamW), and of a raw PyTorch loop
-(pre-built tensors, `torch.optim.Adam`, no fastai) driving tabcollab's own model, dense, which stands for the limit.
+and item tables, `lazy_adam`; each user's id and history), of the same without the history (`history=False`), of
+the same with `sparse=False` (dense, fused AdamW), and of a raw PyTorch loop (pre-built tensors, `torch.optim.Adam`,
+no fastai) driving tabcollab's own model, dense, which stands for the limit.
 
     python bench/speed.py [--data path/to/ml-100k] [--bs 64,1024] [--out results] [--docs]
 """
@@ -60,16 +61,23 @@ def main():
                                                 valid_idx=valid_idx, bs=bs)
         tc = learner_epoch(collab_multicat_learner(dls))
         set_seed(42)
+        dls_ids = CollabMultiCatDataLoaders.from_df(df, items=items, user_name='user', item_name='item',
+                                                    rating_name='rating', multicat_names=['genres'],
+                                                    valid_idx=valid_idx, bs=bs, history=False)
+        ids = learner_epoch(collab_multicat_learner(dls_ids))
+        set_seed(42)
         dense = learner_epoch(collab_multicat_learner(dls, sparse=False))
         set_seed(42)
         # torch's Adam takes dense gradients only
         raw = raw_epoch(dls, collab_multicat_learner(dls, sparse=False).model, bs)
-        res[bs] = {'fastai_s': fa, 'tabcollab_s': tc, 'tabcollab_dense_s': dense, 'raw_s': raw}
+        res[bs] = {'fastai_s': fa, 'tabcollab_s': tc, 'tabcollab_ids_s': ids, 'tabcollab_dense_s': dense, 'raw_s': raw}
         for name,s in [('fastai collab_learner', fa), ('tabcollab default learner (sparse)', tc),
+                       ('tabcollab default, history=False', ids),
                        ('tabcollab learner, sparse=False', dense), ('raw PyTorch loop, tabcollab model (dense)', raw)]:
             rows.append({'bs': bs, 'loop': name, 'epoch (s)': f'{s:.2f}', 'samples/s': f'{n_train/s:,.0f}',
                          'ms/batch': f'{1000*s/(n_train//bs):.2f}'})
         rows.append({'bs': bs, 'loop': '**tabcollab default / fastai**', 'epoch (s)': f'{tc/fa:.2f}'})
+        rows.append({'bs': bs, 'loop': '**tabcollab history=False / fastai**', 'epoch (s)': f'{ids/fa:.2f}'})
         rows.append({'bs': bs, 'loop': '**tabcollab sparse=False / fastai**', 'epoch (s)': f'{dense/fa:.2f}'})
         rows.append({'bs': bs, 'loop': '**tabcollab sparse=False / raw loop**', 'epoch (s)': f'{dense/raw:.2f}'})
         print(f'bs={bs}: fastai {fa:.2f}s  tabcollab {tc:.2f}s  dense {dense:.2f}s  raw {raw:.2f}s', flush=True)

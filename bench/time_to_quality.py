@@ -3,7 +3,8 @@ after each epoch (or iteration), so that the epochs needed are visible.
 
     python bench/time_to_quality.py [--data path/to/ml-100k] [--out results] [--docs]
 
-Ratings (train u1.base, validate u1.test, RMSE): tabcollab's default rating one-liner, `fit_one_cycle(5)`; fastai's
+Ratings (train u1.base, validate u1.test, RMSE): tabcollab's default rating one-liner, `fit_one_cycle(5)` (and the
+same without the users' history, `history=False`); fastai's
 `collab_learner(n_factors=50, y_range=(0,5.5))` with `fit_one_cycle(5, 5e-3, wd=0.1)`. Ranking (positives: ratings
 >= 4; P@10 and NDCG@10 on u1.test, the candidates every item a user did not rate in u1.base): tabcollab's default
 ranking one-liner, `fit_one_cycle(5)`; LightFM WARP (50 components, 2 threads), one epoch at a time; `implicit`'s ALS
@@ -31,12 +32,14 @@ def timed_fit(learn, epochs=5):
 
 def ratings_part(df, valid_idx, items):
     res = {}
-    set_seed(42, reproducible=True)
-    dls = CollabMultiCatDataLoaders.from_df(df, items=items, user_name='user', item_name='item', rating_name='rating',
-                                            multicat_names=['genres'], valid_idx=valid_idx)
-    learn = collab_multicat_learner(dls)
-    secs = timed_fit(learn)
-    res['tabcollab rating one-liner'] = {'fit_s': secs, 'epochs': [e['_rmse'] for e in per_epoch(learn, ['_rmse'])]}
+    for name,kw in [('tabcollab rating one-liner', {}), ('tabcollab rating, history=False', dict(history=False))]:
+        set_seed(42, reproducible=True)
+        dls = CollabMultiCatDataLoaders.from_df(df, items=items, user_name='user', item_name='item',
+                                                rating_name='rating', multicat_names=['genres'], valid_idx=valid_idx,
+                                                **kw)
+        learn = collab_multicat_learner(dls)
+        secs = timed_fit(learn)
+        res[name] = {'fit_s': secs, 'epochs': [e['_rmse'] for e in per_epoch(learn, ['_rmse'])]}
     set_seed(42, reproducible=True)
     learn = collab_learner(fastai_collab_dls(df, valid_idx), n_factors=50, y_range=(0,5.5))
     with learn.no_bar(), learn.no_logging():

@@ -4,7 +4,7 @@ import numpy as np, pandas as pd, pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from tabcollab.all import (CollabMultiCatDataLoaders, collab_multicat_learner, synthetic_movielens, set_seed,
-                           MultiHotEmbedding, bag_shares, HISTORY_MAX, COLLAB_HISTORY_WD)
+                           MultiHotEmbedding, bag_shares, HISTORY_MAX, HISTORY_ROWS_MAX, COLLAB_HISTORY_WD)
 from tabcollab.save import save_tabcollab, load_tabcollab
 
 
@@ -146,3 +146,14 @@ def test_sparse_pooling_leaves_the_inputs_alone_and_skips_sparse_tables():
     e.sparse = True  # a sparse table keeps embedding_bag, whose gradient is sparse
     e(bags.long()).sum().backward()
     assert e.weight.grad.is_sparse
+
+
+def test_large_rating_data_has_no_history_by_default(data, monkeypatch):
+    "Above HISTORY_ROWS_MAX training rows the rating default leaves the history out; history=True still gives it"
+    import tabcollab.data
+    ratings, items = data
+    monkeypatch.setattr(tabcollab.data, 'HISTORY_ROWS_MAX', 1000)  # the data has 4,000 training rows
+    assert HISTORY_ROWS_MAX == 5_000_000 and dls_of(ratings, items).train_ds.roles.history is None
+    assert dls_of(ratings, items, history=True).train_ds.roles.history == 'history'
+    implicit = dls_of(ratings, items, implicit=True, min_rating=4)
+    assert implicit.train_ds.roles.history == 'history'  # implicit data: at every size
