@@ -230,12 +230,14 @@ def tabcollab_recommend(
     N:int=10, # How many items per user
 ):
     "The top-n items each user has not rated yet, with titles, genres and predicted ratings (scores: ranking models)"
-    if sum(o is not None and o is not False for o in (user, all_users, items))!=1:
-        raise ValueError("--user is required (or --all-users for every user, or --items for a new user): give one")
+    given = [n for n,o in (('--user', user), ('--all-users', all_users), ('--items', items))
+             if o is not None and o is not False]
+    if not given: raise ValueError("--user is required (or --all-users for every user, or --items for a new user)")
+    if len(given)>1: raise ValueError(f"{' and '.join(given)} go separately: give one of them")
     N = _check_int(N, '-n/--n')
-    users = None if all_users or items else [s.strip() for s in str(user).split(',') if s.strip()]
+    users = None if all_users or items is not None else [s.strip() for s in str(user).split(',') if s.strip()]
     if users==[]: raise ValueError(f"--user {user!r} names no user")
-    liked = [s.strip() for s in str(items).split(',') if s.strip()] if items else None
+    liked = [s.strip() for s in str(items).split(',') if s.strip()] if items is not None else None
     if liked==[]: raise ValueError(f"--items {items!r} names no item")
     learn = _load(model)
     ds = learn.dls.train_ds

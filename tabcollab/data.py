@@ -476,16 +476,22 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
             side.add_column(item_name, 'n_ratings', pd.Series(count_bucket(counts).to_numpy(), index=ids))
             cat_names = [*L(cat_names), 'n_ratings']
         if history not in (None, True, False): raise ValueError(f"history is None, True or False, got {history!r}")
-        if history_max is not None: history_max = _check_int(history_max, 'history_max')
+        if history_max is not None:
+            if history is False: raise ValueError("history_max caps the users' history: it goes without history=False")
+            history_max = _check_int(history_max, 'history_max')
         # by default on implicit data; on ratings up to `HISTORY_ROWS_MAX` training rows
         if ifnone(history, implicit or len(train_idx)<=HISTORY_ROWS_MAX):
-            if 'history' in ratings.columns or (user_name in side and 'history' in side[user_name].columns):
-                raise ValueError("a column is already named 'history': rename it, or pass history=False")
+            # the name is the history's: a column of the ratings or of a side table, or an input, would take its place
+            taken = 'history' in [*ratings.columns, *L(cat_names), *L(cont_names), *L(multicat_names)] or any(
+                'history' in side[k].columns for k in (user_name, item_name) if k in side)
+            if taken: raise ValueError("a column is already named 'history' (or an input is): the users' history takes "
+                                       "that name; rename it, or pass history=False")
             liked = train_idx  # ratings: every item the user rated; implicit data: those they liked
             if implicit and rating_name is not None:
                 liked = train_idx[ratings[rating_name].to_numpy()[train_idx]>=min_rating]
-            hist = _capped(_histories(ratings, user_name, item_name, liked),
-                           ifnone(history_max, None if implicit else HISTORY_MAX), ifnone(seed, 0))
+            hist = _histories(ratings, user_name, item_name, liked)
+            if not implicit: hist = hist.map(pd.unique)  # ratings: an item rated twice (duplicate rows) counts once
+            hist = _capped(hist, ifnone(history_max, None if implicit else HISTORY_MAX), ifnone(seed, 0))
             if implicit:
                 splittable = (hist.map(len)>=2).any()  # someone's history can be split into inputs and targets
                 if history and not splittable:

@@ -157,3 +157,27 @@ def test_large_rating_data_has_no_history_by_default(data, monkeypatch):
     assert dls_of(ratings, items, history=True).train_ds.roles.history == 'history'
     implicit = dls_of(ratings, items, implicit=True, min_rating=4)
     assert implicit.train_ds.roles.history == 'history'  # implicit data: at every size
+
+
+@pytest.mark.parametrize('kw', [dict(items_history=True), dict(multicat_names=['genres', 'history']),
+                                 dict(cat_names=['history']), dict(rating_history=True)])
+@pytest.mark.parametrize('implicit', [{}, dict(implicit=True, min_rating=4)])
+def test_no_other_column_takes_the_history_s_name(data, kw, implicit):
+    "A 'history' column anywhere (ratings, items) or named as an input would take the users' history's place"
+    ratings, items = data
+    kw = dict(kw)
+    if kw.pop('items_history', False): items = items.assign(history='x')
+    if kw.pop('rating_history', False): ratings = ratings.assign(history=ratings.item.map(lambda i: [i % 5]))
+    names = kw.pop('multicat_names', ['genres'])
+    with pytest.raises(ValueError, match="a column is already named 'history'"):
+        CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=names, valid_pct=0.2, seed=0, **kw,
+                                          **implicit)
+
+
+def test_a_rating_history_counts_an_item_once_and_history_max_needs_a_history(data):
+    ratings, items = data
+    doubled = pd.concat([ratings, ratings[ratings.user==ratings.user.iloc[0]]], ignore_index=True)
+    with pytest.warns(UserWarning): t = dls_of(doubled, items, history_max=1000).train_ds.side['user']
+    h = list(t.loc[t.user==ratings.user.iloc[0], 'history'].iloc[0])
+    assert len(h)==len(set(h)) > 0
+    with pytest.raises(ValueError, match='history_max caps'): dls_of(ratings, items, history=False, history_max=5)

@@ -147,6 +147,13 @@ def test_cli_recommends_to_every_user_and_says_what_it_evaluates(ml, tmp_path, c
     assert text.startswith('We recommend to all ') and 'rank' in text
     assert main(['recommend', '--model', str(out)]) == 2
     assert '--user is required (or --all-users for every user, or --items for a new user)' in capsys.readouterr().err
+    assert main(['recommend', '--model', str(out), '--user', '1', '--items', '1,2']) == 2
+    assert '--user and --items go separately: give one of them' in capsys.readouterr().err
+    assert main(['recommend', '--model', str(out), '--items', '']) == 2
+    assert "--items '' names no item" in capsys.readouterr().err
+    # the rating model has a history (the default): a new user from the items they rated
+    assert main(['recommend', '--model', str(out), '--items', '1,2,3', '-n', '2']) == 0
+    assert 'a new user who liked 1, 2, 3' in capsys.readouterr().out
     # evaluate on the training data itself, and on data of other users: said, on stderr
     r, _ = synthetic_movielens()
     r.iloc[:500].to_csv(tmp_path/'seen.csv', index=False)
