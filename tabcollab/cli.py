@@ -152,6 +152,7 @@ def tabcollab_train(
     lr:float=None, # Learning rate (default: the learner's)
     n_factors:int=50, # Size of the embeddings
     use_nn:bool=False, # Train the neural model instead of the dot-product one
+    no_history:bool=False, # Users by id alone, without the bag of the items each one rated (liked, with --implicit)
     seed:int=42, # Seed of the split and of the training
 ):
     "Train a tabcollab recommender on MovieLens ratings and genres, report its validation scores, save it"
@@ -180,6 +181,7 @@ def tabcollab_train(
     set_seed(seed)
     dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, user_name='user', item_name='item',
                                             rating_name='rating', multicat_names=['genres'], valid_idx=valid_idx, bs=bs,
+                                            history=False if no_history else None,
                                             **(dict(implicit=True, min_rating=min_rating) if implicit else {}))
     n_items,n_users = len(dls.classes['item'])-1,len(dls.classes['user'])-1
     print(f"{len(ratings):,} ratings of {n_items:,} items by {n_users:,} users; " +

@@ -122,6 +122,17 @@ def test_valid_pct_0_trains_on_everything(folder, tmp_path, capsys):
     assert len(ds.train_rated) == len(ds.rated) == 3000                     # every rating is a training rating
 
 
+def test_no_history_trains_users_by_id_alone(folder, tmp_path, capsys):
+    "The default rating model has each user's history; --no-history leaves it out (and --items then says why not)"
+    for flag,history in [((), 'history'), (('--no-history',), None)]:
+        f = tmp_path/f'm{len(flag)}.safetensors'
+        status,out,err = run_main(capsys, 'train', '--data', folder, '--epochs', 1, *flag, '--out', f)
+        assert status == 0, err
+        assert load_tabcollab(f).dls.train_ds.roles.history == history
+    status,out,err = run_main(capsys, 'recommend', '--model', f, '--items', '1,2')
+    assert status == 2 and 'places users by their id' in err
+
+
 def test_implicit(folder, tmp_path, capsys):
     f = tmp_path/'rank.safetensors'
     status,out,err = run_main(capsys, 'train', '--data', folder, '--epochs', 2, '--implicit', '--min-rating', 4,
