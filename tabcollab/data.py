@@ -361,10 +361,11 @@ def _warn_missing_ids(ratings, names):
         if k: warnings.warn(f"{k:,} of {len(ratings):,} rows have no '{n}' id: they train as the unknown {n} (#na#); "
                             f"drop them (ratings.dropna(subset=[{n!r}])) if that is not what they mean", stacklevel=3)
 
-def _histories(ratings, user_name, item_name, rows) -> pd.Series:
-    "The items of each user in the rows `rows` of `ratings`: one array per user, indexed by user id"
+def _histories(ratings, user_name, item_name, rows, unique:bool=False) -> pd.Series:
+    "The items of each user in the rows `rows` of `ratings`: one array per user, indexed by user id (`unique`: once)"
     r = _plain_ids(ratings.iloc[rows][[user_name, item_name]], [user_name, item_name], check=False)
     r = r[r[user_name].notna() & r[item_name].notna()]
+    if unique: r = r.drop_duplicates()  # the first row of each (user, item) pair
     codes,users = pd.factorize(r[user_name])
     order = np.argsort(codes, kind='stable')  # grouped by user, vectorised: no Python list per rating
     cuts = np.cumsum(np.bincount(codes, minlength=len(users)))[:-1]
@@ -489,8 +490,8 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
             liked = train_idx  # ratings: every item the user rated; implicit data: those they liked
             if implicit and rating_name is not None:
                 liked = train_idx[ratings[rating_name].to_numpy()[train_idx]>=min_rating]
-            hist = _histories(ratings, user_name, item_name, liked)
-            if not implicit: hist = hist.map(pd.unique)  # ratings: an item rated twice (duplicate rows) counts once
+            # ratings: an item rated twice (duplicate rows) counts once
+            hist = _histories(ratings, user_name, item_name, liked, unique=not implicit)
             hist = _capped(hist, ifnone(history_max, None if implicit else HISTORY_MAX), ifnone(seed, 0))
             if implicit:
                 splittable = (hist.map(len)>=2).any()  # someone's history can be split into inputs and targets

@@ -19,15 +19,21 @@ import warnings
 MULTI_HOT_MAX = 64  # vocabularies up to this size are pooled as a (bs, n_values) @ (n_values, n_factors) product
 CSR_BAG_MAX = 20_000  # dense tables up to this size pool on the CPU as a sparse (bs, n_values) @ (n_values, n_factors)
 
+def _bag_weights(bags:Tensor, weights:Tensor=None, mode:str='mean', dtype=torch.float32) -> Tensor:
+    "The share of each entry of the padded `bags` in its bag's pooled vector (padding 0): 'mean' normalises"
+    w = (bags!=0).to(dtype) if weights is None else weights.to(dtype)*(bags!=0)
+    return w/w.sum(1, keepdim=True).clamp_min(1e-12) if mode=='mean' else w
+
+with warnings.catch_warnings():  # PyTorch warns once a process that sparse CSR support is in beta: here, not in a fit
+    warnings.simplefilter('ignore')
+    torch.sparse_csr_tensor(torch.zeros(2, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0), (1,1))
+
 def bag_shares(bags:Tensor, weights:Tensor, n_values:int, mode:str='mean', dtype=torch.float32) -> Tensor:
     "`MultiHotEmbedding.multi_hot` as a sparse CSR matrix: each bag's values and their shares, no padding"
     keep = bags!=0
-    w = keep.to(dtype) if weights is None else weights.to(dtype)*keep
-    if mode=='mean': w = w/w.sum(1, keepdim=True).clamp_min(1e-12)
     crow = F.pad(keep.sum(1).cumsum(0), (1,0))
-    with warnings.catch_warnings():  # PyTorch says once a process that sparse CSR support is in beta
-        warnings.simplefilter('ignore')
-        return torch.sparse_csr_tensor(crow, bags[keep].long(), w[keep], (len(bags), n_values))
+    return torch.sparse_csr_tensor(crow, bags[keep].long(), _bag_weights(bags, weights, mode, dtype)[keep],
+                                   (len(bags), n_values))
 
 class MultiHotEmbedding(nn.EmbeddingBag):
     "An `nn.EmbeddingBag` over padded bags (index 0 is padding, ignored), with optional per-value weights"
@@ -62,8 +68,7 @@ class MultiHotEmbedding(nn.EmbeddingBag):
 
     def multi_hot(self, bags:Tensor, weights:Tensor=None) -> Tensor:
         "`(bs, n_values)`: the share of each value in each bag's pooled vector (padding 0), for 'mean' and 'sum'"
-        w = (bags!=0).to(self.weight.dtype) if weights is None else weights.to(self.weight.dtype)*(bags!=0)
-        if self.mode=='mean': w = w/w.sum(1, keepdim=True).clamp_min(1e-12)
+        w = _bag_weights(bags, weights, self.mode, self.weight.dtype)
         return w.new_zeros(len(bags), self.num_embeddings).scatter_add_(1, bags.long(), w)  # int32 bags too
 
     def forward(self,
@@ -86,8 +91,7 @@ class MultiHotEmbedding(nn.EmbeddingBag):
             and self.weight.dtype in (torch.float32, torch.float64) and not getattr(weights, 'requires_grad', False)):
             return bag_shares(bags, weights, self.num_embeddings, self.mode, self.weight.dtype)@self.weight
         if weights is None: return super().forward(bags)
-        w = weights.to(self.weight.dtype)*(bags!=0)
-        if self.mode=='mean': w = w/w.sum(1, keepdim=True).clamp_min(1e-12)
+        w = _bag_weights(bags, weights, self.mode, self.weight.dtype)
         # 'max' with weights: torch's error (the first batch gets ours)
         return F.embedding_bag(bags, self.weight, per_sample_weights=w, mode='max' if self.mode=='max' else 'sum',
                                padding_idx=0, sparse=self.sparse)

@@ -29,15 +29,25 @@ class TabCollabFileError(ValueError):
     "A file `load_tabcollab` cannot or must not load"
     pass
 
+_PAIRS = '__key_value_pairs__'  # a dict whose keys are not all strings (integer column names), saved as its pairs
+
 def _jsonable(o, what='value'):
     "`o` as plain JSON data (numpy scalars and arrays, tuples, NaN as null), or a `TypeError` on what cannot be saved"
-    if isinstance(o, dict): return {str(k): _jsonable(v, what) for k,v in o.items()}
+    if isinstance(o, dict):
+        if all(isinstance(k, str) for k in o): return {k: _jsonable(v, what) for k,v in o.items()}
+        # JSON keys are strings: column 0 of `pd.read_csv(header=None)` would come back as '0'
+        return {_PAIRS: [[_jsonable(k, what), _jsonable(v, what)] for k,v in o.items()]}
     if isinstance(o, (list, tuple, L, np.ndarray, pd.Index)): return [_jsonable(v, what) for v in o]
     if isinstance(o, np.generic): o = o.item()
     if isinstance(o, float) and math.isnan(o): return None
     if o is None or isinstance(o, (str, int, float, bool)): return o
     raise TypeError(f"save_tabcollab writes data only, and {what} holds a {type(o).__name__} ({o!r}): "
                     "use learn.export() for this learner")
+
+def _from_pairs(d:dict) -> dict:
+    "`json.loads`' `object_hook`: a dict `_jsonable` saved as its pairs, with its keys as they were"
+    if set(d)!={_PAIRS}: return d
+    return {tuple(k) if isinstance(k, list) else k: v for k,v in d[_PAIRS]}
 
 # %% ../nbs/07_save.ipynb #8aa2c319
 def _proc_state(p, tensors):
@@ -194,7 +204,7 @@ def _read(path):
     if _digest(meta.get('config', ''), tensors)!=meta.get('sha256'):
         raise TabCollabFileError(f"{path} was modified after it was saved (its SHA-256 digest does not match): "
                                  "not loading it")
-    try: return json.loads(meta['config']),tensors
+    try: return json.loads(meta['config'], object_hook=_from_pairs),tensors
     except json.JSONDecodeError as e:
         raise TabCollabFileError(f"{path}: its configuration is not valid JSON ({e})") from None
 

@@ -155,12 +155,15 @@ def test_validation_only_items_are_unknown_whatever_the_id_dtype(data, kind):
     assert (dls.valid_ds.items['item'].to_numpy() == 0).sum() == cold.sum()  # validation-only items are `#na#`
 
 
-def test_integer_column_names(data):
+def test_integer_column_names(data, tmp_path):
     ratings,items = data
     r = pd.DataFrame(ratings[['user','item','rating']].to_numpy())  # what pd.read_csv(..., header=None) gives
     learn = fit(CollabMultiCatDataLoaders.from_df(r, valid_pct=0.2, seed=0))
     assert learn.dls.train_ds.roles.user == 0 and learn.dls.train_ds.roles.rating == 2
+    assert learn.dls.train_ds.roles.history == 'history'  # the users' history, joined on column 0
     assert len(learn.recommend(r[0][0], n=3)) == 3
+    path = save_tabcollab(learn, tmp_path/'m.safetensors')  # a bag joined on column 0 survives saving
+    pd.testing.assert_frame_equal(load_tabcollab(path).recommend(r[0][0], n=3), learn.recommend(r[0][0], n=3))
 
 
 # --- odd values ----------------------------------------------------------------------------------------------------

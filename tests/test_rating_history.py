@@ -181,3 +181,26 @@ def test_a_rating_history_counts_an_item_once_and_history_max_needs_a_history(da
     h = list(t.loc[t.user==ratings.user.iloc[0], 'history'].iloc[0])
     assert len(h)==len(set(h)) > 0
     with pytest.raises(ValueError, match='history_max caps'): dls_of(ratings, items, history=False, history_max=5)
+
+
+def test_odd_ids_and_sizes(data):
+    "NaN ids (warned) stay out of every history; float ids; no validation set; a single rating"
+    ratings, items = data
+    r = ratings.astype({'user': float, 'item': float})
+    r.loc[r.index[:3], 'user'] = np.nan
+    with pytest.warns(UserWarning, match="rows have no 'user' id"): t = dls_of(r, items.astype({'item': float}))
+    side = t.train_ds.side['user']
+    assert side.user.notna().all() and all(np.isin(h, r.item.to_numpy()).all() for h in side.history)
+    whole = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0)
+    assert whole.train_ds.roles.history == 'history' and not len(whole.valid_ds)
+    one = CollabMultiCatDataLoaders.from_df(ratings.iloc[:1], multicat_names=[], valid_pct=0, bs=1)
+    assert [list(h) for h in one.train_ds.side['user'].history] == [[ratings.item.iloc[0]]]
+
+
+def test_the_sparse_pooling_warns_nothing():
+    "PyTorch's 'sparse CSR support is in beta' is taken when tabcollab is imported, not shown in a user's first fit"
+    import subprocess, sys
+    code = ("import warnings\nfrom tabcollab.all import *\nwarnings.simplefilter('error')\n"
+            "MultiHotEmbedding(100, 4)(torch.tensor([[5, 6, 0]])).sum().backward()\nprint('ok')")
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == 'ok', res.stderr[-500:]
