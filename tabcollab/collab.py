@@ -158,9 +158,9 @@ class TabularCollabMultiCat(TabularMultiCat):
         "One processed row per item code (per user code with `side='user'`): that side's inputs, the others unknown"
         return self._side_tensors(side).to
 
-    def side_inputs(self, codes, side:str='item') -> tuple:
-        "(cats, conts, *bags) of the item codes `codes` (user codes with `side='user'`), from `side_table`"
-        return self._side_tensors(side)(codes)
+    def side_inputs(self, codes, side:str='item', skip=()) -> tuple:
+        "(cats, conts, *bags) of the item codes `codes` (user codes: `side='user'`), from `side_table`; `skip`: bags"
+        return self._side_tensors(side)(codes, skip)
 
 # %% ../nbs/00c_collab.ipynb #bc866c19
 def count_bucket(n) -> pd.Series:

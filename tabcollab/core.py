@@ -359,8 +359,9 @@ class TabularTensors:
         self.cats,self.conts = _tensor(to.items, to.cat_names, np.int32),_tensor(to.items, to.cont_names, np.float32)
         self.bag_ids = _tensor(to.items, to.multicat_names, np.int32)
 
-    def __call__(self, idx) -> tuple:
-        "`(cats, conts, *bags)` of the rows `idx`"
+    def __call__(self, idx, skip=()) -> tuple:
+        "`(cats, conts, *bags)` of the rows `idx`; None for the bags named in `skip` (not needed: not built)"
         idx = _as_idx(idx)
-        bags = [self.to.bags[n][self.bag_ids[idx,i]] for i,n in enumerate(self.to.multicat_names)]
+        names = self.to.multicat_names
+        bags = [None if n in skip else self.to.bags[n][self.bag_ids[idx,i]] for i,n in enumerate(names)]
         return (self.cats[idx].long(), self.conts[idx], *bags)

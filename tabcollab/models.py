@@ -117,9 +117,10 @@ def row_users(bags) -> Tensor:
     return next((b[1] for b in bags if isinstance(b, tuple)), None)
 
 def first_rows(bags) -> Tensor:
-    "The first row of each user of a batch of users (`bags` hold a `RowBags`; a user's rows follow each other)"
+    "The first row of each user of a batch of users (`bags` hold a `RowBags`; its rows in any order)"
     users,by = next(b for b in bags if isinstance(b, tuple))
-    return torch.searchsorted(by, torch.arange(len(users), device=by.device))
+    first = torch.full((len(users),), len(by), dtype=torch.long, device=by.device)
+    return first.scatter_reduce_(0, by, torch.arange(len(by), device=by.device), 'amin')
 
 def _per_user(rows):
     "`(cats, conts, bags)` of one row per user of a batch of users (each user's first)"
@@ -218,6 +219,11 @@ class TabularMultiCatModel(CollabScorer, TabularModel):
         return self.layers(x)
 
 # %% ../nbs/02_models.ipynb #9a05e819
+def _every_item(neg_cat:Tensor, x_cat:Tensor, n_items:int) -> bool:
+    "Whether the negatives are every item code in order (1 to `n_items-1`, item column 1) and the rows' items known"
+    if len(neg_cat)!=n_items-1 or not len(neg_cat): return False
+    return bool((neg_cat[:,1]==torch.arange(1, n_items, device=neg_cat.device)).all() and (x_cat[:,1]>0).all())
+
 def drop_ids(x_cat:Tensor, cols:list, p:float) -> Tensor:
     "A copy of `x_cat` where, in each row with probability `p`, the codes of columns `cols` are replaced by 0 (`#na#`)"
     rows = torch.rand(len(x_cat), device=x_cat.device) < p
@@ -392,6 +398,12 @@ class MultiCatDotBias(CollabScorer, Module):
     def score_negatives(self, rows, negs) -> Tensor:
         "`(bs, 1 + n_neg)` scores of `rows` and of `rows` against `negs`: the user towers once, for both"
         x_cat,x_cont,bags = rows
+        by = row_users(bags)
+        if by is not None and _every_item(negs[0], x_cat, self.embeds[1].num_embeddings):
+            # a batch of users against every item: a row's score is in its user's row, no item tower per row (item `c`
+            # in column `c-1`); item dropout is then per item and batch, not per row
+            neg = self.raw_scores(_per_user(rows), self.item_towers(negs))
+            return self.output(neg[by, x_cat[:,1]-1][:,None]),self.output(neg),by
         # item dropout changes item-side columns only: `u` is the rows' user tower
         u,v = self.towers(self._drop(x_cat), *bags)
         pos,by = self._raw_score(u, v, x_cont),row_users(bags)

@@ -35,6 +35,24 @@ class _SampledSoftmax(torch.autograd.Function):
         grad[:,0] -= 1
         return grad.mul_(g/len(grad)).to(ctx.dtype),None
 
+class _MaskedLogSumExp(torch.autograd.Function):
+    "`logsumexp` of each row of `x - offsets` (`inf`: left out; a row without any: -1e30), its gradient the softmax"
+    # one pass each way over a (users x items) matrix; autograd's clamp, logsumexp and their backward took several
+    @staticmethod
+    def forward(ctx, x, offsets):
+        p = (x.detach().float()-offsets).clamp_min_(-1e30)  # not -inf: a NaN gradient
+        m = p.amax(1, keepdim=True)
+        p.sub_(m).exp_()
+        s = p.sum(1, keepdim=True)
+        p.div_(s).masked_fill_(m<=-1e30, 0.)  # a row without negatives: no gradient
+        ctx.save_for_backward(p); ctx.dtype = x.dtype
+        return (m+s.log()).squeeze(1)
+
+    @staticmethod
+    def backward(ctx, g):
+        p, = ctx.saved_tensors
+        return p.mul_(g[:,None]).to(ctx.dtype),None
+
 class SampledSoftmaxLoss:
     "Cross-entropy of each row's positive (column 0) against its sampled negatives, corrected by `log(n_neg*q)`"
     # `correct=False`: uncorrected, still masked
@@ -60,8 +78,7 @@ class SampledSoftmaxLoss:
             self.inputs_checked = True
         offsets = offsets if self.correct else torch.where(torch.isinf(offsets), offsets, 0.)
         lp = pos.reshape(-1).float()
-        # each user's negatives once, not once per row; a user who has seen every one: -1e30, not -inf (a NaN gradient)
-        lse = (neg.float()-offsets).clamp_min(-1e30).logsumexp(1)
+        lse = _MaskedLogSumExp.apply(neg, offsets)  # each user's negatives once, not once per row
         return (torch.logaddexp(lp, lse[by]) - lp).mean()
     def activation(self, x): return x
     def decodes(self, x): return x

@@ -196,7 +196,7 @@ def test_the_neural_model_trains_on_batches_of_users(data):
     assert len(learn.recommend(history={'x': [1, 5]}, n=3)) == 3
 
 
-@pytest.mark.parametrize('kw,passes', [({}, 13), ({'max_passes': 2}, 2), ({'min_batches': 10}, 5),
+@pytest.mark.parametrize('kw,passes', [({}, 13), ({'max_passes': 2}, 2), ({'min_batches': 10, 'user_bs': 32}, 5),
                                        ({'min_batches': 1}, 1)])
 def test_an_epoch_goes_over_few_users_at_most_max_passes_times(data, kw, passes):
     dl = dls_of(*data, **kw).train

@@ -159,25 +159,70 @@ def test_sampled_softmax_refuses_mismatched_shapes(pred, offsets):
         SampledSoftmaxLoss()(torch.zeros(pred), torch.zeros(offsets))
 
 
-def test_dot_model_scores_negatives_as_score_and_score_matrix(learn):
+@pytest.mark.parametrize('n_neg', [None, 30])
+def test_dot_model_scores_negatives_as_score_and_score_matrix(learn, data, n_neg):
     "the dot model's one-tower path (`score_negatives`) matches `score` and `score_matrix`, item dropout included"
     from tabcollab.models import CollabScorer
     m = learn.model
     nb = len(m.bag_embeds)
-    for dl in (learn.dls.valid, learn.dls.train):  # rows; users (their negatives scored once per user)
+    # by default every item is a negative (this data has 120): a row's score is then read from its user's row, and item
+    # dropout hides an item for the whole batch, not for one row (next test); with 30 the training negatives are drawn
+    train = learn.dls.train if n_neg is None else implicit_dls(data[0], data[1], n_neg=n_neg, history=True).train
+    assert train.all_items == (n_neg is None)
+    for dl in (learn.dls.valid, train):  # batches of users: validation rows (whole histories), training users
         x = dl.one_batch()[:-1]
         rows,negs = (x[0], x[1], list(x[2:2+nb])),(x[2+nb], x[3+nb], list(x[4+nb:]))
         m.train(); old = m.item_dropout
         try:
-            m.item_dropout = 0.5
+            m.item_dropout = 0 if dl.all_items else 0.5  # every item a negative: dropout per item (next test)
             torch.manual_seed(3); fast = m(*x)
             torch.manual_seed(3); ref = CollabScorer.score_negatives(m, rows, negs)
         finally: m.item_dropout = old; m.eval()
-        if dl is learn.dls.valid: assert fast.shape == (len(x[0]), 1+len(negs[0]))
-        else:
-            pos,neg,by = fast
-            assert pos.shape == (len(x[0]), 1) and neg.shape == (int(by.max())+1, len(negs[0]))
+        pos,neg,by = fast
+        assert pos.shape == (len(x[0]), 1) and neg.shape == (int(by.max())+1, len(negs[0]))
         torch.testing.assert_close(fast, ref)
+
+
+def test_validation_rows_pool_each_users_history_once_and_score_as_plain_rows(learn):
+    "a validation batch is rows with their users' histories as a `RowBags`; as plain rows it scores and loses the same"
+    from tabcollab.models import row_users
+    from tabcollab.encoding import row_bags
+    m,dl = learn.model.eval(),learn.dls.valid
+    nb = len(m.bag_embeds)
+    x = dl.one_batch()
+    by = row_users(x[2:2+nb])
+    assert by is not None and x[-1].shape == (int(by.max())+1, dl.n_neg)  # offsets: a row per user
+    assert len(by.unique()) < len(by)  # fewer users than rows: their histories pooled once each
+    plain = (x[0], x[1], *[row_bags(b) for b in x[2:2+nb]], *x[2+nb:-1])  # each row its own copy of its user's bag
+    with torch.no_grad():
+        pos,neg,_ = m(*x[:-1])
+        rows = m(*plain)
+        torch.testing.assert_close(rows, torch.cat([pos, neg[by]], 1))
+        loss = SampledSoftmaxLoss()
+        torch.testing.assert_close(loss((pos, neg, by), x[-1]), loss(rows, x[-1][by]))
+
+
+def test_the_validation_loss_weighs_a_batch_of_users_by_its_rows():
+    from types import SimpleNamespace
+    from tabcollab.learner import RowsAvgLoss
+    avg = RowsAvgLoss(); avg.reset()
+    for rows,users,loss in [(10, 2, 1.), (30, 3, 3.)]:
+        avg.accumulate(SimpleNamespace(pred=(torch.zeros(rows, 1), torch.zeros(users, 4), torch.zeros(rows)),
+                                       yb=(torch.zeros(users, 4),), loss=torch.tensor(loss), to_detach=lambda t: t))
+    assert float(avg.value) == pytest.approx((10*1. + 30*3.)/40)  # by users it would be (2*1 + 3*3)/5
+
+
+def test_batches_against_every_item_read_each_rows_score_from_its_users_row(learn):
+    m,dl = learn.model,learn.dls.train
+    x = dl.one_batch()
+    assert dl.all_items and torch.equal(x[2+len(m.bag_embeds)][:,1], torch.arange(1, dl.dataset.n_items))
+    assert x[-1].shape == (dl.bs, dl.dataset.n_items-1)  # offsets: a row per user, a column per item
+    m.train(); old = m.item_dropout
+    try:
+        m.item_dropout = 0.5
+        torch.manual_seed(3); pos,neg,by = m(*x[:-1])
+    finally: m.item_dropout = old; m.eval()
+    torch.testing.assert_close(pos[:,0], neg[by, x[0][:,1]-1])  # item code c: column c-1, dropout included
 
 
 # --- the learner ----------------------------------------------------------------------------------------------------

@@ -289,7 +289,7 @@ def test_unknown_validation_ids_are_no_repeated_pairs():
     assert [m for m in msgs if m.startswith('2 of 42 rows repeat the (user, item) pair')], msgs
 
 
-@pytest.mark.parametrize('kw,msg', [(dict(min_batches=None), 'min_batches must be an integer >= 1, got None'),
+@pytest.mark.parametrize('kw,msg', [(dict(min_batches=2.5), 'min_batches must be an integer >= 1, got 2.5'),
                                     (dict(min_batches=-5), 'min_batches must be an integer >= 1, got -5'),
                                     (dict(max_passes=0, history=False), 'max_passes must be an integer >= 1, got 0')])
 def test_epoch_length_settings_are_checked(ml, kw, msg):
