@@ -237,7 +237,7 @@ class CollabDataLoader(MultiCatDataLoader):
         self.all_items = bool(self.implicit and n_neg and sampling=='uniform' and n_neg>=dataset.n_items-1)
         if self.all_items: self.n_neg,self.item_codes = dataset.n_items-1,torch.arange(1, dataset.n_items)
         self.by_user = bool(by_user and self.implicit and n_neg and dataset.roles.history)
-        min_batches = math.ceil(EPOCH_USERS/self.bs) if min_batches is None else _check_int(min_batches, 'min_batches')
+        min_batches = None if min_batches is None else _check_int(min_batches, 'min_batches')
         max_passes = _check_int(max_passes, 'max_passes')
         if self.by_user: self._setup_users(keep, min_batches, max_passes)
 
@@ -254,6 +254,8 @@ class CollabDataLoader(MultiCatDataLoader):
         self.hist_offsets = F.pad(counts.cumsum(0), (1,0))
         self.users = torch.nonzero(counts>=2).flatten()
         if not len(self.users): raise ValueError("no user has two training positives: a history cannot be split")
+        self.bs = min(self.bs, len(self.users))  # a batch holds each user once at most
+        min_batches = ifnone(min_batches, math.ceil(EPOCH_USERS/self.bs))
         # an epoch of at least `min_batches` batches: small data goes over its users several times, at most `max_passes`
         self.n = len(self.users)*max(1, min(max_passes, math.ceil(min_batches*self.bs/len(self.users))))
         if self.n<self.bs: self.drop_last = False  # fewer histories than a batch: one smaller batch, as with few rows
@@ -357,11 +359,18 @@ class CollabDataLoader(MultiCatDataLoader):
         idx = torch.as_tensor(idx)
         if self.rows is not None: idx = self.rows[idx]
         r = self.dataset.roles
-        if self.n_neg and r.history is not None: return self.rows_by_user(idx)
+        if self.n_neg and self.by_user_rows: return self.rows_by_user(idx)
         x = self.inputs(idx)
         if not self.n_neg: return x + self.dataset.side_inputs(torch.zeros(0, dtype=torch.long))
         codes,offsets = self.negatives(x[0][:,self.dataset.cat_names.index(r.user)])
         return x + self.dataset.side_inputs(codes) + (offsets,)
+
+    @property
+    def by_user_rows(self) -> bool:
+        "Whether rows go by user (`rows_by_user`): a history, and no input of the row's own (a time): all its user's"
+        ds,r = self.dataset,self.dataset.roles
+        if r is None or r.history is None: return False
+        return all(r.side(n)!='row' for n in [*ds.cat_names, *ds.cont_names] if n not in (r.user, r.item))
 
     def rows_by_user(self, idx:Tensor) -> tuple:
         "The rows `idx` with their users' histories as a `RowBags` (pooled once per user), negatives scored per user"

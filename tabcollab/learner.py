@@ -7,7 +7,7 @@ Docs: https://tabcollab.github.io/tabcollab/learner.html.md"""
 # %% auto #0
 __all__ = ['COLLAB_LR', 'COLLAB_WD', 'COLLAB_HISTORY_WD', 'RANK_LR', 'RANK_WD', 'RANK_LR_MAX', 'RANK_EVAL_USERS', 'BATCH_EVENTS',
            'EASE_INIT_MAX', 'EASE_CELLS_MAX', 'EASE_LAMBDA', 'EASE_BLEND', 'EASE_BLEND_MAX', 'rank_lr', 'rating_range',
-           'MSELossPlain', 'InPlaceZeroGrad', 'fast_adam', 'TrimHeap', 'RowsAvgLoss', 'MultiCatLearner',
+           'MSELossPlain', 'InPlaceZeroGrad', 'fast_adam', 'TrimHeap', 'RowScores', 'MultiCatLearner',
            'CollabMultiCatLearner', 'item_side', 'ease_factors', 'ease_cost', 'ease_init', 'ease_blend_weight',
            'EaseBlend', 'collab_multicat_learner', 'tabular_multicat_learner']
 
@@ -90,18 +90,18 @@ class TrimHeap(Callback):
 BATCH_EVENTS = ('before_batch','after_pred','after_loss','before_backward','after_cancel_backward','after_backward',
                 'before_step','after_step','after_cancel_batch','after_batch')
 
-class RowsAvgLoss(AvgLoss):
-    "fastai's `AvgLoss` (the validation loss), a batch of users (predictions `(pos, neg, by)`) weighed by its rows"
-    def accumulate(self, learn):
-        if not isinstance(learn.pred, tuple): return super().accumulate(learn)
-        n = len(learn.pred[0])  # `find_bs(yb)` would count the users (offsets are a row per user)
-        self.total += learn.to_detach(learn.loss.mean())*n; self.count += n
+class RowScores(Callback):
+    "Out of training, a batch of users' predictions `(pos, neg, by)` as `(rows, 1 + n_neg)` scores, offsets per row"
+    # validation batches pool each user's history once (`rows_by_user`); the loss, metrics and `get_preds` get rows as
+    # before (joined, the batches' `by` would point at other batches' users; `AvgLoss` would count users)
+    def after_pred(self):
+        if self.training or not isinstance(self.pred, tuple): return
+        pos,neg,by = self.pred
+        self.learn.pred = torch.cat([pos, neg[by]], 1)
+        if len(self.yb): self.learn.yb = (self.yb[0][by],)
 
 class MultiCatLearner(TabularLearner):
     "`TabularLearner` whose event dispatch sorts callbacks once and skips, in the batch loop, those without the event"
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if hasattr(self, 'recorder'): self.recorder.loss = RowsAvgLoss()
     def __call__(self, event_name):
         "Run the callbacks of `event_name` (a name, or several): fastai's dispatch, with the callbacks sorted once"
         for e in ([event_name] if isinstance(event_name, str) else event_name):
@@ -377,7 +377,7 @@ def collab_multicat_learner(
             for e,n in zip(model.bag_embeds, dls.train.bag_lookups): e.sparse = e.sparse and e.num_embeddings>=2*n
         sparse = sparse and any(getattr(m, 'sparse', False) for m in model.modules())
         kwargs.setdefault('opt_func', lazy_adam if sparse else fast_adam)
-    kwargs['cbs'] = L(kwargs.get('cbs')) + TrimHeap() + ThreadPolicy(threads) + LazyCatchUp()
+    kwargs['cbs'] = L(kwargs.get('cbs')) + TrimHeap() + ThreadPolicy(threads) + LazyCatchUp() + RowScores()
     loss_func = ifnone(loss_func, SampledSoftmaxLoss() if implicit else MSELossPlain())
     if metrics is None and implicit:  # ranking every validation user can cost an epoch's time: a sample but at the end
         n = len(np.unique(RankingEval(10).relevant_pairs(dls.valid)[0]))

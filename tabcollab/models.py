@@ -127,6 +127,11 @@ def _per_user(rows):
     first = first_rows(rows[2])
     return rows[0][first],rows[1][first],[b[0] if isinstance(b, tuple) else b[first] for b in rows[2]]
 
+def _cat_padded(a:Tensor, b:Tensor) -> Tensor:
+    "The padded bags `a` then `b`, padded to the wider"
+    w = max(a.shape[1], b.shape[1])
+    return torch.cat([F.pad(a, (0, w-a.shape[1])), F.pad(b, (0, w-b.shape[1]))])
+
 def _col_mask(n, cols, device=None):
     "Bool mask of the positions `cols` among `n` columns"
     m = torch.zeros(n, dtype=torch.bool, device=device)
@@ -154,10 +159,16 @@ class CollabScorer:
 
     def score_negatives(self, rows, negs) -> Tensor:
         "`(bs, 1 + n_neg)`: each row's score, then its scores against the negatives `negs`, each `(cats, conts, bags)`"
+        # a batch of users: `(row scores, (users, n_neg) negative scores, each row's user)`
         by = row_users(rows[2])
-        if by is not None:  # a batch of users: `(row scores, (users, n_neg) negative scores, each row's user)`
-            return self.score(rows[0], rows[1], *rows[2]),self.score_matrix(_per_user(rows), negs),by
-        return torch.cat([self.score(rows[0], rows[1], *rows[2]), self.score_matrix(rows, negs)], 1)
+        users = rows if by is None else _per_user(rows)
+        # the rows and the pairs in one pass: apart, a model with batch norm told a positive from a negative by the
+        # statistics of its batch in training (a training loss near 0 that evaluation did not have)
+        pc,pk,pb = self.pair_inputs(users, negs)
+        s = self.score(torch.cat([rows[0], pc]), torch.cat([rows[1], pk]),
+                       *[_cat_padded(row_bags(r), b) for r,b in zip(rows[2], pb)])
+        pos,neg = s[:len(rows[0])],s[len(rows[0]):].view(len(users[0]), len(negs[0]))
+        return (pos,neg,by) if by is not None else torch.cat([pos, neg], 1)
 
     def check_inputs(self, x_cat, x_cont=None, *bags):
         "Raise when a batch does not fit the model: its categorical columns or bag tensors (`forward` checks the first)"

@@ -162,7 +162,7 @@ def test_sampled_softmax_refuses_mismatched_shapes(pred, offsets):
 @pytest.mark.parametrize('n_neg', [None, 30])
 def test_dot_model_scores_negatives_as_score_and_score_matrix(learn, data, n_neg):
     "the dot model's one-tower path (`score_negatives`) matches `score` and `score_matrix`, item dropout included"
-    from tabcollab.models import CollabScorer
+    from tabcollab.models import CollabScorer, _per_user
     m = learn.model
     nb = len(m.bag_embeds)
     # by default every item is a negative (this data has 120): a row's score is then read from its user's row, and item
@@ -176,11 +176,14 @@ def test_dot_model_scores_negatives_as_score_and_score_matrix(learn, data, n_neg
         try:
             m.item_dropout = 0 if dl.all_items else 0.5  # every item a negative: dropout per item (next test)
             torch.manual_seed(3); fast = m(*x)
-            torch.manual_seed(3); ref = CollabScorer.score_negatives(m, rows, negs)
+            # the dot model's score and score_matrix, drawing the dropout in the same order as its one-tower path
+            torch.manual_seed(3); ref = (m.score(*rows[:2], *rows[2]), m.score_matrix(_per_user(rows), negs))
         finally: m.item_dropout = old; m.eval()
         pos,neg,by = fast
         assert pos.shape == (len(x[0]), 1) and neg.shape == (int(by.max())+1, len(negs[0]))
-        torch.testing.assert_close(fast, ref)
+        torch.testing.assert_close(fast[:2], ref)
+        # the generic path (the neural model's: the rows and their pairs in one pass) scores the same, without dropout
+        with torch.no_grad(): torch.testing.assert_close(CollabScorer.score_negatives(m, rows, negs), m(*x))
 
 
 def test_validation_rows_pool_each_users_history_once_and_score_as_plain_rows(learn):
@@ -202,14 +205,40 @@ def test_validation_rows_pool_each_users_history_once_and_score_as_plain_rows(le
         torch.testing.assert_close(loss((pos, neg, by), x[-1]), loss(rows, x[-1][by]))
 
 
-def test_the_validation_loss_weighs_a_batch_of_users_by_its_rows():
-    from types import SimpleNamespace
-    from tabcollab.learner import RowsAvgLoss
-    avg = RowsAvgLoss(); avg.reset()
-    for rows,users,loss in [(10, 2, 1.), (30, 3, 3.)]:
-        avg.accumulate(SimpleNamespace(pred=(torch.zeros(rows, 1), torch.zeros(users, 4), torch.zeros(rows)),
-                                       yb=(torch.zeros(users, 4),), loss=torch.tensor(loss), to_detach=lambda t: t))
-    assert float(avg.value) == pytest.approx((10*1. + 30*3.)/40)  # by users it would be (2*1 + 3*3)/5
+def test_validation_by_user_gives_rows_to_the_loss_metrics_and_get_preds(learn):
+    "`RowScores`: out of training a batch of users' `(pos, neg, by)` becomes `(rows, 1 + n_neg)`, offsets per row"
+    dl = learn.dls.valid
+    assert dl.by_user_rows
+    with learn.no_bar(): preds,targs = learn.get_preds(dl=dl)
+    assert preds.shape == (dl.n, 1+dl.n_neg) and targs.shape == (dl.n, dl.n_neg)  # rows, as before validation by user
+    with learn.no_bar(): loss = learn.validate()[0]
+    assert loss == pytest.approx(float(SampledSoftmaxLoss()(preds, targs)), rel=1e-5)  # every item: nothing drawn
+
+
+def test_rows_with_an_input_of_their_own_are_not_grouped_by_user(data):
+    "a row's own input (a time) differs between a user's rows: their negatives are then scored row by row, as before"
+    ratings,items = data
+    dls = implicit_dls(ratings, items, history=True, cont_names=['timestamp'])
+    assert not dls.valid.by_user_rows and implicit_dls(ratings, items, history=True).valid.by_user_rows
+    x = dls.valid.one_batch()
+    assert x[-1].shape[0] == len(x[0])  # offsets: a row per row
+
+
+def test_a_batch_of_users_holds_each_user_once(data):
+    dl = implicit_dls(*data, history=True, user_bs=10_000).train
+    assert dl.bs == len(dl.users) and len(dl) == 13  # 13 passes, one batch of every user each
+
+
+def test_the_neural_ranking_model_scores_positives_and_negatives_in_one_pass(data):
+    "with batch norm, positives and negatives scored apart were told apart by their batch's statistics (loss near 0)"
+    set_seed(0)
+    learn = collab_multicat_learner(implicit_dls(*data, history=True), use_nn=True)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2)
+    m,b = learn.model,learn.dls.train.one_batch()
+    with torch.no_grad():
+        m.train(); in_training = float(learn.loss_func(m(*b[:-1]), b[-1]))
+        m.eval(); in_eval = float(learn.loss_func(m(*b[:-1]), b[-1]))
+    assert in_training > 0.3*in_eval  # apart: 0.003 against 4.7
 
 
 def test_batches_against_every_item_read_each_rows_score_from_its_users_row(learn):
