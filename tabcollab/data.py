@@ -392,7 +392,7 @@ class CollabDataLoader(MultiCatDataLoader):
 HISTORY_MAX = 32  # ratings: a history is at most this many of the user's training items (u1..u5 RMSE as with 64, 128)
 HISTORY_ROWS_MAX = 5_000_000  # ratings: a history by default up to this many training rows (ML-1M, not ML-25M's shape)
 ALL_ITEMS_MAX = 4_096  # implicit data with a history: up to this many items, every item is a negative of each batch
-USER_SCORES = 2**21  # ... and a batch has as many users as this many (user, item) scores allow (ML-100K: all 943)
+USER_SCORES = 2**21  # ... and a batch as many users as this many (user, item) scores allow, half the users at most
 
 def _warn_missing_ids(ratings, names):
     "Warn about rows without a user or item id: they train as the unknown user or item (`#na#`)"
