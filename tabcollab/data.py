@@ -237,6 +237,7 @@ class CollabDataLoader(MultiCatDataLoader):
         self.all_items = bool(self.implicit and n_neg and sampling=='uniform' and n_neg>=dataset.n_items-1)
         if self.all_items: self.n_neg,self.item_codes = dataset.n_items-1,torch.arange(1, dataset.n_items)
         self.by_user = bool(by_user and self.implicit and n_neg and dataset.roles.history)
+        self.by_user_rows = self._by_user_rows()  # once: a batch asks
         min_batches = None if min_batches is None else _check_int(min_batches, 'min_batches')
         max_passes = _check_int(max_passes, 'max_passes')
         if self.by_user: self._setup_users(keep, min_batches, max_passes)
@@ -263,6 +264,10 @@ class CollabDataLoader(MultiCatDataLoader):
         side = lambda names: torch.tensor([r.side(n)=='item' for n in names], dtype=torch.bool)
         self.item_cats,self.item_conts,self.item_bags = side(ds.cat_names),side(ds.cont_names),side(ds.multicat_names)
         self.history_col = ds.multicat_names.index(r.history)
+        # the bags each side's inputs need, once (a batch builds no other)
+        item_side = [n for n,m in zip(ds.multicat_names, self.item_bags.tolist()) if m]
+        self.user_skip = item_side+[r.history]
+        self.item_skip = [n for n in ds.multicat_names if n not in item_side]
 
     def user_batch(self, users:Tensor) -> tuple:
         "Inputs of the rows of `users`' batch: one row per target, its user's kept history as the input (`RowBags`)"
@@ -279,11 +284,8 @@ class CollabDataLoader(MultiCatDataLoader):
         kept_bags = Bags.from_rows(owner[kept].numpy(), self.hist_vocab[pos[kept]], len(users))
         rows = owner[~kept]  # the row of each target: its user (in order: the rows of a user follow each other)
         # each side's bags only (the users' whole histories, padded, took most of a batch of 471 users' time)
-        names = self.dataset.multicat_names
-        item_side = [n for n,m in zip(names, self.item_bags.tolist()) if m]
-        # once per user, given to their rows
-        u = self.dataset.side_inputs(users, 'user', skip=item_side+[names[self.history_col]])
-        it = self.dataset.side_inputs(self.hist_items[pos[~kept]], skip=[n for n in names if n not in item_side])
+        u = self.dataset.side_inputs(users, 'user', skip=self.user_skip)  # once per user, given to their rows
+        it = self.dataset.side_inputs(self.hist_items[pos[~kept]], skip=self.item_skip)
         pick = lambda m,a,b: torch.where(m, b, a[rows]) if a.shape[1] else a[rows]
         ubags = list(u[2:])
         ubags[self.history_col] = RowBags(kept_bags[torch.arange(len(users))], rows)  # pooled once per user
@@ -365,8 +367,7 @@ class CollabDataLoader(MultiCatDataLoader):
         codes,offsets = self.negatives(x[0][:,self.dataset.cat_names.index(r.user)])
         return x + self.dataset.side_inputs(codes) + (offsets,)
 
-    @property
-    def by_user_rows(self) -> bool:
+    def _by_user_rows(self) -> bool:
         "Whether rows go by user (`rows_by_user`): a history, and no input of the row's own (a time): all its user's"
         ds,r = self.dataset,self.dataset.roles
         if r is None or r.history is None: return False

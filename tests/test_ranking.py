@@ -431,3 +431,32 @@ def dls_dense_and_indexed(data):
     finally: data_mod.DENSE_SEEN_MAX = old
     assert dense.seen_dense is not None and indexed.seen_dense is None
     return dense,indexed
+
+
+@pytest.mark.parametrize('kind', ['str', 'int_names'])
+def test_the_default_ranking_learner_on_string_ids_and_integer_column_names(data, kind):
+    "every item a negative and validation by user with str ids, or `pd.read_csv(header=None)` column names; inputs kept"
+    ratings,items = data
+    r,i = ratings.copy(),items.copy()
+    if kind=='str': r['user'],r['item'],i['item'] = 'u'+r.user.astype(str),'m'+r.item.astype(str),'m'+i.item.astype(str)
+    else: r,i = r.set_axis(range(r.shape[1]), axis=1),i.rename(columns={'item': 1})  # 0 user, 1 item, 2 rating
+    before = r.copy()
+    dls = CollabMultiCatDataLoaders.from_df(r, items=i, multicat_names=['genres'], implicit=True, min_rating=4, seed=0)
+    pd.testing.assert_frame_equal(r, before)
+    assert dls.train.all_items and dls.valid.by_user_rows
+    learn = collab_multicat_learner(dls)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(1)
+        loss = learn.validate()[0]
+        preds,targs = learn.get_preds(dl=dls.valid)
+    assert np.isfinite(loss) and preds.shape == (dls.valid.n, 1+dls.valid.n_neg)
+    user = r.iloc[0, 0]
+    assert len(learn.recommend(user, n=3)) == 3
+
+
+def test_the_default_ranking_learner_without_a_validation_set(data):
+    dls = CollabMultiCatDataLoaders.from_df(data[0], items=data[1], multicat_names=['genres'], implicit=True,
+                                            min_rating=4, valid_pct=0)
+    learn = collab_multicat_learner(dls)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
+    assert dls.train.all_items and np.isfinite(learn.recorder.losses[-1])
