@@ -10,9 +10,11 @@ same without the users' history, `history=False`); fastai's
 ranking one-liner, `fit_one_cycle(5)`; LightFM WARP (50 components, 2 threads), one epoch at a time; `implicit`'s ALS
 (64 factors, reg 30, alpha 3) and BPR (64 factors), fitted anew for each number of iterations; EASE (lambda 300).
 tabcollab's times include its validation after each epoch (the one-liner's own); the peers' exclude their
-evaluation. Peers that are not installed are skipped, with a message.
+evaluation. Peers that are not installed are skipped, with a message. It exits with an error when a default one-liner
+falls below the bar: its u1 quality of today (`RANKING_FLOOR`, `RMSE_CEILING`), LightFM's P@10 and NDCG@10, fastai's
+RMSE.
 """
-import platform
+import platform, sys
 from common import *
 import ranking as R
 
@@ -123,6 +125,24 @@ def report(rat, rank, env):
     return '\n'.join(md)
 
 
+# the defaults' quality on u1 when this benchmark was last changed, less a run's noise: a new default must keep it
+RANKING_FLOOR = {f'precision@{K}': 0.40, f'ndcg@{K}': 0.48}  # 0.4092 / 0.4879 (before 0.4077 / 0.4871)
+RMSE_CEILING = 0.91  # 0.9034
+
+
+def quality_failures(rat, rank) -> list:
+    "What the default one-liners miss: today's quality on u1, and the peers' (fastai's RMSE, LightFM's P@10 and NDCG)"
+    bad = []
+    rmse = rat['tabcollab rating one-liner']['epochs'][-1]
+    if rmse > RMSE_CEILING: bad.append(f"rating one-liner RMSE {rmse:.4f} > {RMSE_CEILING}")
+    if rmse > rat['fastai collab_learner']['epochs'][-1]: bad.append(f"rating one-liner RMSE {rmse:.4f} above fastai's")
+    last,lf = rank['tabcollab ranking one-liner']['epochs'][-1],rank.get('LightFM WARP')
+    for m,floor in RANKING_FLOOR.items():
+        if last[m] < floor: bad.append(f"ranking one-liner {m} {last[m]:.4f} < {floor}")
+        if lf and last[m] < lf['epochs'][-1][m]: bad.append(f"ranking one-liner {m} {last[m]:.4f} below LightFM's")
+    return bad
+
+
 def main():
     p = report_parser(__doc__)
     args = p.parse_args()
@@ -138,6 +158,8 @@ def main():
     if args.docs: write_docs_block('time_to_quality', md, "## Time to quality\n\n`python bench/time_to_quality.py "
                                    "--docs` (about 2 minutes):\n\n", before='## Speed')
     print(md)
+    bad = quality_failures(rat, rank)
+    if bad: sys.exit("quality below the bar: " + '; '.join(bad))
 
 
 if __name__ == '__main__': main()

@@ -27,7 +27,7 @@ from .sparse import *
 COLLAB_LR,COLLAB_WD = 5e-3,0.1
 COLLAB_HISTORY_WD = 0.2  # ratings with a history (the default): u1..u5 RMSE 0.8983 against 0.9012 at 0.1
 RANK_LR,RANK_WD = 1e-2,0.1
-RANK_LR_MAX = 3e-2  # batches of users: `RANK_LR` times sqrt(users a batch / 32), at most this (u1: 471 users, 3e-2)
+RANK_LR_MAX = 4e-2  # batches of users: `RANK_LR` times sqrt(users a batch / 32), at most this (u1: 471 users, 0.038)
 RANK_EVAL_USERS = 10_000  # with more validation users, epochs but a fit's last rank a sample of this many
 
 def rank_lr(dl) -> float:
@@ -91,12 +91,20 @@ BATCH_EVENTS = ('before_batch','after_pred','after_loss','before_backward','afte
                 'before_step','after_step','after_cancel_batch','after_batch')
 
 class RowScores(Callback):
-    "Out of training, a batch of users' predictions `(pos, neg, by)` as `(rows, 1 + n_neg)` scores, offsets per row"
-    # validation batches pool each user's history once (`rows_by_user`); the loss, metrics and `get_preds` get rows as
-    # before (joined, the batches' `by` would point at other batches' users; `AvgLoss` would count users)
-    def after_pred(self):
+    "Out of training, a batch of users' predictions `(pos, neg, by)`: the loss by user, then `(rows, 1 + n_neg)` scores"
+    # validation batches pool each user's history once (`rows_by_user`) and the loss scores each user's negatives once
+    # (as in training; row by row took a third of a u1 validation); metrics and `get_preds` then get rows and offsets
+    # per row as before (joined, the batches' `by` would point at other batches' users)
+    def before_validate(self):
+        "Whether this validation reads rows: `get_preds`, or a metric other than the ranking ones (which rank anew)"
+        self.rows = (any(isinstance(cb, GatherPredsCallback) for cb in self.learn.cbs)
+                     or not all(isinstance(m, RankMetric) for m in self.learn.metrics))
+    def after_loss(self):
         if self.training or not isinstance(self.pred, tuple): return
         pos,neg,by = self.pred
+        if not getattr(self, 'rows', True):  # nothing reads them (a sixth of a u1 validation): the recorder counts rows
+            self.learn.pred,self.learn.yb = pos,((by[:,None],) if len(self.yb) else ())
+            return
         self.learn.pred = torch.cat([pos, neg[by]], 1)
         if len(self.yb): self.learn.yb = (self.yb[0][by],)
 

@@ -44,7 +44,7 @@ class _MaskedLogSumExp(torch.autograd.Function):
         m = p.amax(1, keepdim=True)
         p.sub_(m).exp_()
         s = p.sum(1, keepdim=True)
-        p.div_(s).masked_fill_(m<=-1e30, 0.)  # a row without negatives: no gradient
+        p.mul_(torch.where(m<=-1e30, 0., 1/s))  # the softmax; a row without negatives: no gradient (one pass)
         ctx.save_for_backward(p); ctx.dtype = x.dtype
         return (m+s.log()).squeeze(1)
 

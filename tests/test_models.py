@@ -1,5 +1,6 @@
 "The embedding and the models: pooling, padding, gradients, shapes"
 import pytest, torch
+import torch.nn.functional as F
 from fastai.tabular.all import sigmoid_range
 from tabcollab.models import *
 
@@ -73,17 +74,25 @@ def test_dot_model_user_side_bag_and_conts():
 
 @pytest.mark.parametrize('mode', ['mean', 'sum'])
 @pytest.mark.parametrize('weighted', [False, True])
-def test_small_vocabularies_pool_by_matrix_product_as_embedding_bag_does(mode, weighted):
-    "Vocabularies up to `MULTI_HOT_MAX`: the (bs, n_values) product gives `embedding_bag`'s vectors and gradients"
+@pytest.mark.parametrize('n_values', [20, 200])
+def test_the_dense_product_pools_as_embedding_bag_does(mode, weighted, n_values):
+    "Up to `MULTI_HOT_MAX` values, and full bags of more (whole histories): the (bs, n_values) product, embedding_bag's"
     import tabcollab.models as models
     torch.manual_seed(0)
-    emb = MultiHotEmbedding(20, 5, mode=mode)
-    bags = torch.tensor([[2, 5, 5, 0], [3, 0, 0, 0], [0, 0, 0, 0], [19, 1, 7, 7]])
+    emb = MultiHotEmbedding(n_values, 5, mode=mode)
+    bags = torch.randint(0, n_values, (6, 40))  # 200 values: 6 x 200 cells for about 235 values, full
+    bags[2] = 0  # an empty bag
     w = torch.rand(bags.shape) if weighted else None
+    assert n_values<=models.MULTI_HOT_MAX or (emb._full(bags) and not emb._full(bags[:, :2]))
     out = emb(bags, w); out.pow(2).sum().backward(); g = emb.weight.grad.clone(); emb.weight.grad = None
-    old, models.MULTI_HOT_MAX = models.MULTI_HOT_MAX, 0
-    try: ref = emb(bags, w); ref.pow(2).sum().backward()
-    finally: models.MULTI_HOT_MAX = old
+    pw = (torch.ones(bags.shape) if w is None else w)*(bags!=0)
+    if mode=='mean': pw = pw/pw.sum(1, keepdim=True).clamp_min(1e-12)
+    ref = F.embedding_bag(bags, emb.weight, per_sample_weights=pw, mode='sum', padding_idx=0)
+    ref.pow(2).sum().backward()
     torch.testing.assert_close(out, ref); torch.testing.assert_close(g, emb.weight.grad)
     assert not g[0].any() and not out[2].any()  # padding: no gradient; an empty bag: zeros
     torch.testing.assert_close(emb(bags.int(), w), out)  # int32 bags, as `embedding_bag` takes them
+    old = models.MULTI_HOT_MAX,models.MULTI_HOT_CELLS
+    models.MULTI_HOT_MAX,models.MULTI_HOT_CELLS = 0,0  # the sparse product instead: the same vectors
+    try: torch.testing.assert_close(emb(bags, w), out)
+    finally: models.MULTI_HOT_MAX,models.MULTI_HOT_CELLS = old

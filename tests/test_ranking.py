@@ -215,6 +215,22 @@ def test_validation_by_user_gives_rows_to_the_loss_metrics_and_get_preds(learn):
     assert loss == pytest.approx(float(SampledSoftmaxLoss()(preds, targs)), rel=1e-5)  # every item: nothing drawn
 
 
+def test_a_metric_of_rows_still_gets_rows_and_the_loss_is_the_same_without_one(learn):
+    "`RowScores` skips the rows when only ranking metrics read the validation (they rank anew): same loss either way"
+    from fastai.metrics import AvgMetric
+    shapes = []
+    def width(pred, offsets): shapes.append((pred.shape, offsets.shape)); return torch.tensor(float(pred.shape[1]))
+    old = learn.metrics
+    try:
+        with learn.no_bar(): plain = learn.validate()
+        learn.metrics = [AvgMetric(width)]
+        with learn.no_bar(): with_rows = learn.validate()
+    finally: learn.metrics = old
+    n_neg = learn.dls.valid.n_neg
+    assert with_rows[1] == 1+n_neg and all(p[1]==1+n_neg and o[1]==n_neg and p[0]==o[0] for p,o in shapes)
+    assert with_rows[0] == pytest.approx(plain[0], rel=1e-6)
+
+
 def test_rows_with_an_input_of_their_own_are_not_grouped_by_user(data):
     "a row's own input (a time) differs between a user's rows: their negatives are then scored row by row, as before"
     ratings,items = data
@@ -239,6 +255,34 @@ def test_the_neural_ranking_model_scores_positives_and_negatives_in_one_pass(dat
         m.train(); in_training = float(learn.loss_func(m(*b[:-1]), b[-1]))
         m.eval(); in_eval = float(learn.loss_func(m(*b[:-1]), b[-1]))
     assert in_training > 0.3*in_eval  # apart: 0.003 against 4.7
+
+
+def test_every_items_offsets_kept_per_user_are_those_worked_out_per_batch(learn, data, monkeypatch):
+    "`all_offsets` (each user's offsets against every item, kept once) gives the offsets a batch would work out"
+    import tabcollab.data as D
+    dl = learn.dls.train
+    assert dl.all_items and dl.all_offsets is not None
+    users = dl.users[torch.randperm(len(dl.users))[:10]]
+    kept = dl.negatives(users)[1]
+    seen = dl.seen_dense[users][:,1:]
+    assert torch.equal(torch.isinf(kept), seen) and not kept[~seen].any()  # inf where seen, else 0
+    monkeypatch.setattr(D, 'ALL_OFFSETS_MAX', 0)
+    fresh = implicit_dls(*data, history=True).train  # above ALL_OFFSETS_MAX: worked out per batch
+    assert fresh.all_items and fresh.all_offsets is None and torch.equal(fresh.negatives(users)[1], kept)
+    assert torch.equal(kept, dl.negatives(users)[1])  # a batch's offsets are copies: the kept ones are unchanged
+    kept.fill_(1.)
+    assert torch.equal(torch.isinf(dl.negatives(users)[1]), seen)
+
+
+def test_every_item_epochs_are_all_items_epoch_users_long(data):
+    import tabcollab.data as D
+    ratings,items = synthetic_movielens(n_users=3000, n_items=60, n_ratings=60_000, seed=2)
+    dl = implicit_dls(ratings, items, history=True, user_bs=100).train
+    drawn = implicit_dls(ratings, items, history=True, user_bs=100, n_neg=30).train
+    assert dl.all_items and not drawn.all_items and len(dl.users) > D.EPOCH_USERS/13  # passes below `max_passes`
+    passes = lambda dl,n: -(-(-(-n//100)*100)//len(dl.users))  # whole passes to `n` users' worth of batches of 100
+    assert dl.n == len(dl.users)*passes(dl, D.ALL_ITEMS_EPOCH_USERS)
+    assert drawn.n == len(drawn.users)*passes(drawn, D.EPOCH_USERS) > dl.n
 
 
 def test_batches_against_every_item_read_each_rows_score_from_its_users_row(learn):
