@@ -91,19 +91,24 @@ BATCH_EVENTS = ('before_batch','after_pred','after_loss','before_backward','afte
                 'before_step','after_step','after_cancel_batch','after_batch')
 
 class RowScores(Callback):
-    "Out of training, a batch of users' predictions `(pos, neg, by)`: the loss by user, then `(rows, 1 + n_neg)` scores"
+    "A batch of users' predictions `(pos, neg, by)`: the loss by user, then `(rows, 1 + n_neg)` scores where read"
     # validation batches pool each user's history once (`rows_by_user`) and the loss scores each user's negatives once
     # (as in training; row by row took a third of a u1 validation); metrics and `get_preds` then get rows and offsets
     # per row as before (joined, the batches' `by` would point at other batches' users)
+    def __init__(self, always:bool=False): self.always = always  # rows for every batch (callbacks that read `pred`)
+    def _reads_rows(self, metrics:bool) -> bool:
+        return self.always or (metrics and not all(isinstance(m, RankMetric) for m in self.learn.metrics))
+    def before_train(self): self.to_rows = self._reads_rows(getattr(self.learn, 'recorder', None) is not None
+                                                            and self.recorder.train_metrics)
     def before_validate(self):
-        "Whether this validation reads rows: `get_preds`, or a metric other than the ranking ones (which rank anew)"
-        self.rows = (any(isinstance(cb, GatherPredsCallback) for cb in self.learn.cbs)
-                     or not all(isinstance(m, RankMetric) for m in self.learn.metrics))
+        "Rows for `get_preds`, or a metric other than the ranking ones (which rank anew)"
+        self.to_rows = self._reads_rows(True) or any(isinstance(cb, GatherPredsCallback) for cb in self.learn.cbs)
     def after_loss(self):
-        if self.training or not isinstance(self.pred, tuple): return
+        if not isinstance(self.pred, tuple): return
         pos,neg,by = self.pred
-        if not getattr(self, 'rows', True):  # nothing reads them (a sixth of a u1 validation): the recorder counts rows
-            self.learn.pred,self.learn.yb = pos,((by[:,None],) if len(self.yb) else ())
+        if not getattr(self, 'to_rows', True):
+            # validation that nothing reads (a sixth of a u1 validation): the recorder counts rows; training as it is
+            if not self.training: self.learn.pred,self.learn.yb = pos,((by[:,None],) if len(self.yb) else ())
             return
         self.learn.pred = torch.cat([pos, neg[by]], 1)
         if len(self.yb): self.learn.yb = (self.yb[0][by],)
@@ -384,7 +389,11 @@ def collab_multicat_learner(
             # of 1,652 rows a batch at bs=256): a sparse gradient has a row per read (u1: 10.5 -> 6 s an epoch dense)
             for e,n in zip(model.bag_embeds, dls.train.bag_lookups): e.sparse = e.sparse and e.num_embeddings>=2*n
         sparse = sparse and any(getattr(m, 'sparse', False) for m in model.modules())
-        kwargs.setdefault('opt_func', lazy_adam if sparse else fast_adam)
+        # batches of users against every item are few and large (u1: 85 steps a fit): fastai's `Adam`, 0.8 ms a step
+        # slower than the fused one, spares a process's first fit the import of `torch._dynamo` that PyTorch's
+        # optimisers make at their first use (2.5 s here, more than that fit takes)
+        dense_opt = Adam if getattr(dls.train, 'all_items', False) else fast_adam
+        kwargs.setdefault('opt_func', lazy_adam if sparse else dense_opt)
     kwargs['cbs'] = L(kwargs.get('cbs')) + TrimHeap() + ThreadPolicy(threads) + LazyCatchUp() + RowScores()
     loss_func = ifnone(loss_func, SampledSoftmaxLoss() if implicit else MSELossPlain())
     if metrics is None and implicit:  # ranking every validation user can cost an epoch's time: a sample but at the end

@@ -59,6 +59,10 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         if isinstance(bags, tuple): bags = bags[0]  # `RowBags` (fastai's `CastToTensor` makes it a plain tuple)
         if bags.is_floating_point():
             raise TypeError(f"bags hold vocabulary indices: an integer tensor, got {bags.dtype}")
+        if bags.numel() and not 0<=int(bags.min())<=int(bags.max())<self.num_embeddings:  # the sparse product reads
+            bad = bags[(bags<0)|(bags>=self.num_embeddings)][0]                           # past the table silently
+            raise IndexError(f"bag value {int(bad)} is not a vocabulary index: the table has {self.num_embeddings} "
+                             f"values (0 the padding)")
         if weights is not None:
             if self.mode=='max': raise ValueError("per-value weights need mode 'mean' or 'sum'")
             if weights.shape!=bags.shape:

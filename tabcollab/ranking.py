@@ -51,7 +51,7 @@ class _MaskedLogSumExp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         p, = ctx.saved_tensors
-        return p.mul_(g[:,None]).to(ctx.dtype),None
+        return (p*g[:,None]).to(ctx.dtype),None  # not in place: a second backward (retain_graph) reads `p` again
 
 class SampledSoftmaxLoss:
     "Cross-entropy of each row's positive (column 0) against its sampled negatives, corrected by `log(n_neg*q)`"

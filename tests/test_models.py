@@ -96,3 +96,10 @@ def test_the_dense_product_pools_as_embedding_bag_does(mode, weighted, n_values)
     models.MULTI_HOT_MAX,models.MULTI_HOT_CELLS = 0,0  # the sparse product instead: the same vectors
     try: torch.testing.assert_close(emb(bags, w), out)
     finally: models.MULTI_HOT_MAX,models.MULTI_HOT_CELLS = old
+
+
+@pytest.mark.parametrize('n_values', [20, 100, 30_000])  # the dense, sparse and embedding_bag poolings
+def test_a_bag_value_past_the_table_is_an_error_not_garbage(n_values):
+    with pytest.raises(IndexError, match=f'bag value {n_values} is not a vocabulary index'):
+        MultiHotEmbedding(n_values, 3)(torch.tensor([[n_values, 0], [5, 0]]))
+    with pytest.raises(IndexError, match='bag value -1'): MultiHotEmbedding(n_values, 3)(torch.tensor([[2, -1]]))

@@ -231,6 +231,36 @@ def test_a_metric_of_rows_still_gets_rows_and_the_loss_is_the_same_without_one(l
     assert with_rows[0] == pytest.approx(plain[0], rel=1e-6)
 
 
+def test_training_metrics_of_rows_and_callbacks_that_ask_get_rows(data):
+    "`recorder.train_metrics` with a metric of rows: training batches of users become rows too; `always`: every batch"
+    from fastai.metrics import AvgMetric
+    from fastai.callback.core import Callback
+    set_seed(0)
+    learn = collab_multicat_learner(implicit_dls(*data, history=True), metrics=AvgMetric(lambda p,o: p[:,0].mean()))
+    learn.recorder.train_metrics = True
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)  # a (pos, neg, by) tuple failed: indexed as a matrix
+    assert len(learn.recorder.values[-1]) == 4  # train loss and metric, valid loss and metric
+    class Shapes(Callback):
+        def __init__(self): self.seen = []
+        def after_batch(self): self.seen.append((self.training, self.pred.shape[1], self.yb[0].shape[1]))
+    learn = collab_multicat_learner(implicit_dls(*data, history=True))
+    learn.row_scores.always = True
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=(cb := Shapes()))
+    n_items = learn.dls.train.n_neg
+    assert {s for s in cb.seen if s[0]} == {(True, 1+n_items, n_items)}
+    assert {s[1] for s in cb.seen if not s[0]} == {1+learn.dls.valid.n_neg}
+
+
+def test_the_by_user_loss_takes_a_second_backward(learn):
+    x = learn.dls.train.one_batch()
+    learn.model.train()
+    loss = learn.loss_func(learn.model(*x[:-1]), x[-1])
+    first = torch.autograd.grad(loss, learn.model.embeds[1].weight, retain_graph=True)[0]
+    second = torch.autograd.grad(loss, learn.model.embeds[1].weight)[0]  # the saved softmax was scaled in place
+    learn.model.eval()
+    torch.testing.assert_close(first, second)
+
+
 def test_rows_with_an_input_of_their_own_are_not_grouped_by_user(data):
     "a row's own input (a time) differs between a user's rows: their negatives are then scored row by row, as before"
     ratings,items = data
@@ -272,6 +302,22 @@ def test_every_items_offsets_kept_per_user_are_those_worked_out_per_batch(learn,
     assert torch.equal(kept, dl.negatives(users)[1])  # a batch's offsets are copies: the kept ones are unchanged
     kept.fill_(1.)
     assert torch.equal(torch.isinf(dl.negatives(users)[1]), seen)
+
+
+def test_the_learner_against_every_item_takes_fastais_adam_and_its_first_fit_imports_no_dynamo(data):
+    "Few large steps: fastai's `Adam`; PyTorch's optimisers import `torch._dynamo` at their first use (2.5 s here)"
+    import subprocess, sys
+    from fastai.optimizer import Adam
+    from tabcollab.learner import fast_adam
+    assert collab_multicat_learner(implicit_dls(*data, history=True)).opt_func is Adam
+    assert collab_multicat_learner(implicit_dls(*data, history=True, n_neg=50)).opt_func is fast_adam  # drawn
+    code = ("import sys; from tabcollab.all import *; r,i = synthetic_movielens(n_users=60, n_items=80, "
+            "n_ratings=2000, seed=1); dls = CollabMultiCatDataLoaders.from_df(r, items=i, multicat_names=['genres'], "
+            "implicit=True, min_rating=4, valid_pct=0.2, seed=0); learn = collab_multicat_learner(dls)\n"
+            "with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)\nprint('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == 'False'
 
 
 def test_every_item_epochs_are_all_items_epoch_users_long(data):
