@@ -55,7 +55,7 @@ class MultiHotEmbedding(nn.EmbeddingBag):
         self.inputs_checked = False
 
     def check_inputs(self, bags:Tensor, weights:Tensor=None):
-        "Raise on bags that are not integer indices, or weights that do not fit them (`forward` checks its first batch)"
+        "Raise on bags that are not indices of the table, or weights that do not fit them (`forward`: its first batch)"
         if isinstance(bags, tuple): bags = bags[0]  # `RowBags` (fastai's `CastToTensor` makes it a plain tuple)
         if bags.is_floating_point():
             raise TypeError(f"bags hold vocabulary indices: an integer tensor, got {bags.dtype}")
