@@ -184,6 +184,7 @@ def lists_metrics(ds:TabularCollabMultiCat, u, i, # The training data; user and 
                   users, top:Tensor, k:int, # Distinct user codes of `u` and their lists (`users x k` item codes)
                   step:int, # Users a chunk
                   scores=None, # Function of a chunk's user codes to its (users x items) scores: adds the AUC
+                  train:bool=False, # The pairs are training rows: the training items are candidates (targets)
                  ) -> dict:
     "Ranking metrics of the lists `top` against the relevant pairs, the users' training items not candidates"
     codes,per,in_train = pair_codes(u, i, ds.n_items),[],0
@@ -192,7 +193,7 @@ def lists_metrics(ds:TabularCollabMultiCat, u, i, # The training data; user and 
         us = users[s:s+step]
         relevant = seen_mask(codes, us, ds.n_items)
         # an item rated in training is not a candidate: relevant there, it would count as a miss no model could avoid
-        seen = ds.seen(us, train_only=True)
+        seen = torch.zeros_like(relevant) if train else ds.seen(us, train_only=True)
         m = ranking_metrics(top[s:s+step], relevant, k, exclude=seen, per_user=True)
         if scores is not None: m['auc'] = auc_of(scores(us), relevant, seen)
         per.append(m); in_train += int((relevant & seen).sum())
@@ -231,9 +232,11 @@ class RankingEval:
         if sample and self.max_users is not None and len(users)>self.max_users:
             users = np.sort(np.random.default_rng(self.seed).choice(users, self.max_users, replace=False))
             keep = np.isin(u, users); u,i = u[keep],i[keep]
-        top,_ = top_items(learn.model, ds, users, self.k, exclude='train')
+        # the training rows (`validate(ds_idx=0)`) are their own targets: ranked among every item, none left out
+        train = dl.dataset is ds
+        top,_ = top_items(learn.model, ds, users, self.k, exclude=None if train else 'train')
         scores = (lambda us: score_items(learn.model.eval(), ds, torch.as_tensor(us)).cpu()) if self.auc else None
-        return lists_metrics(ds, u, i, users, top, self.k, _chunk(learn.model, ds.n_items), scores)
+        return lists_metrics(ds, u, i, users, top, self.k, _chunk(learn.model, ds.n_items), scores, train=train)
 
     def value(self, name):
         if self.res is None:
