@@ -112,6 +112,7 @@ def implicit_worker(frame, bs):
         res.update({f'{k}_{name}': v for k,v in one_epoch(learn).items()})
         ds = dls.train_ds
         res[f'batches_{name}'],res[f'positives_{name}'] = len(dls.train),int(ds.positives()[:ds.n_train].sum())
+        res[f'bs_{name}'],res[f'n_neg_{name}'] = dls.train.bs,dls.train.n_neg
         print('PARTIAL ' + json.dumps(res), file=sys.stderr, flush=True)
         start = time.perf_counter()
         recs = learn.recommend(None, n=10)
@@ -178,8 +179,11 @@ def ranking_report(rk, pe, shape, env):
         f"{shape['n_items']:,} items\n",
         f"`synthetic_movielens` at ML-25M's shape, `valid_pct=0.1`, positives: ratings >= 4 "
         f"({rk['positives_ids']:,} training positives). tabcollab: `from_df(..., implicit=True, min_rating=4)` and "
-        "the default ranking learner, one training epoch (validation skipped; by history an epoch goes over every "
-        "user once, 32 a batch, a random 30-70% of each history as targets), then `recommend` of the top 10 for "
+        "the default ranking learner, one training epoch (validation skipped; by id "
+        f"{rk['bs_ids']:,} rows a batch against {rk['n_neg_ids']:,} drawn negatives; by history an "
+        f"epoch goes over every user once, {rk['bs_history']:,} users a batch against "
+        f"{rk['n_neg_history']:,} drawn negatives, a random 30-70% of each history as targets), then "
+        "`recommend` of the top 10 for "
         "every user, seen items excluded. The peers: one pass over the same positives, 2 threads, in one process."
         + (f" Not installed, skipped: {', '.join(missing)}." if missing else '') + "\n",
         markdown_table(rows, C), f"\n_{env}_\n"])

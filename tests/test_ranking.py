@@ -497,17 +497,17 @@ def test_predict_show_and_export_of_a_ranking_learner(learn, data, tmp_path):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(0, 79), min_size=1, max_size=50), st.lists(st.integers(1, 119), min_size=1, max_size=30))
 def test_seen_pairs_match_a_search_of_every_pair(data, dls_dense_and_indexed, users, items):
-    "The lookups (a dense matrix; a few users' rows; an item-major index) against the plain rule, duplicates included"
-    import tabcollab.data as data_mod
+    "The lookups (a dense matrix; the users' interactions; an item-major index) against the plain rule, duplicates in"
     u,i = torch.tensor(users),torch.tensor(items)
     for dl in dls_dense_and_indexed:
         keys = (u[:,None]*dl.dataset.n_items + i[None]).numpy()
         expected = torch.from_numpy(np.isin(keys, dl.dataset.train_rated))
         assert torch.equal(dl.seen_pairs(u, i), expected)
         if dl.seen_dense is None:
-            old,data_mod.SEEN_ROWS_MAX = data_mod.SEEN_ROWS_MAX,0  # the item-major index, as for many users
-            try: assert torch.equal(dl.seen_pairs(u, i), expected)
-            finally: data_mod.SEEN_ROWS_MAX = old
+            distinct,inv = torch.unique(u, return_inverse=True)
+            for path in [dl._seen_by_users, dl._seen_by_items]:  # seen_pairs takes the one with less work
+                assert torch.equal(path(distinct, i).index_select(0, inv), expected)
+            assert torch.equal(dl._seen_by_users(u, i), expected)  # repeated users too
             assert (dl.local == -1).all()  # the scratch table is left clean for the next batch
 
 
@@ -550,3 +550,38 @@ def test_the_default_ranking_learner_without_a_validation_set(data):
     learn = collab_multicat_learner(dls)
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1)
     assert dls.train.all_items and np.isfinite(learn.recorder.losses[-1])
+
+
+def test_drawn_negatives_come_in_batches_of_a_user_per_neg_per_user(monkeypatch):
+    "More items than `ALL_ITEMS_MAX`: `DRAWN_NEG` drawn negatives, a batch of a user per `NEG_PER_USER` of them"
+    import tabcollab.data as D
+    ratings,items = synthetic_movielens(n_users=400, n_items=500, n_ratings=20_000, seed=3)
+    monkeypatch.setattr(D, 'ALL_ITEMS_MAX', 100)
+    monkeypatch.setattr(D, 'DRAWN_NEG', 400)
+    dl = implicit_dls(ratings, items, history=True).train
+    assert not dl.all_items and dl.by_user and dl.n_neg == 400 and dl.bs == 400//D.NEG_PER_USER
+    assert implicit_dls(ratings, items, history=True, n_neg=200).train.bs == 200//D.NEG_PER_USER
+    assert implicit_dls(ratings, items, history=True, n_neg=64).train.bs == 32  # 32 users at least
+    assert implicit_dls(ratings, items, history=True, user_bs=7).train.bs == 7  # as given
+    few = ratings[ratings.user.isin(ratings.user.unique()[:60])]
+    dl = implicit_dls(few, items, history=True).train
+    assert dl.bs <= -(-len(dl.users)//2)  # half the users at most: two steps a pass
+    pop = implicit_dls(ratings, items, history=True, sampling='popularity').train  # popularity: drawn, any size
+    assert not pop.all_items and pop.n_neg == 400 and pop.bs == 100
+
+
+@pytest.mark.parametrize('history', [True, False])
+def test_validate_on_the_training_rows_ranks_them_among_every_item(history):
+    "validate(ds_idx=0): the training positives are the targets, not left out as seen (that gave NaN metrics)"
+    from tabcollab.ranking import RankingEval
+    ratings,items = synthetic_movielens(n_users=60, n_items=80, n_ratings=2000, seed=1)
+    dls = CollabMultiCatDataLoaders.from_df(ratings, items=items, multicat_names=['genres'], valid_pct=0.2, seed=0,
+                                            implicit=True, min_rating=4, history=history)
+    learn = collab_multicat_learner(dls)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2)
+    with learn.no_bar(): train,valid = learn.validate(ds_idx=0),learn.validate()
+    assert all(np.isfinite(train[1:])) and all(np.isfinite(valid[1:]))
+    res = RankingEval().compute(learn, dls.train)
+    ds = dls.train_ds
+    assert res['n_relevant_in_train'] == 0 and res['n_users'] == len(np.unique(ds.items.user[ds.positives()]))
+    assert res['precision@10'] == pytest.approx(train[1])

@@ -248,3 +248,15 @@ def test_load_tabcollab_of_a_pickle_says_to_use_load_learner(learn, tmp_path):
     learn.export(tmp_path/'m.pkl')
     with pytest.raises(TabCollabFileError, match="is a pickled learner .*load it with load_learner"):
         load_tabcollab(tmp_path/'m.pkl')
+
+
+@pytest.mark.parametrize('kw', [{}, dict(implicit=True, min_rating=4)])
+def test_no_validation_rows_give_no_batch_and_every_model_fits(kw):
+    "valid_pct=0: the empty validation loader yields nothing (`split` of no indices gives one empty chunk)"
+    r,i = synthetic_movielens(n_users=60, n_items=80, n_ratings=2000, seed=1)
+    dls = CollabMultiCatDataLoaders.from_df(r, items=i, multicat_names=['genres'], valid_pct=0, **kw)
+    assert len(dls.valid) == 0 and list(dls.valid) == []
+    for use_nn in [False, True]:  # the neural model could not reshape an empty batch
+        learn = collab_multicat_learner(dls, use_nn=use_nn)
+        with learn.no_bar(), learn.no_logging(): learn.fit(1)
+        assert learn.recorder.values[-1][0] > 0  # the training loss; nothing to validate
