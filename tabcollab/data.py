@@ -589,6 +589,7 @@ class CollabMultiCatDataLoaders(TabularMultiCatDataLoaders):
         if implicit:
             n_items = ratings[item_name].nunique()
             every = history and sampling=='uniform' and n_items<=ALL_ITEMS_MAX  # by default: every item a negative
+            if n_neg is not None: n_neg = _check_int(n_neg, 'n_neg')  # a ranking loss needs one at least
             n_neg = min(ifnone(n_neg, n_items if every else DRAWN_NEG if history else 256), n_items)
             dl = dict(n_neg=n_neg, sampling=sampling)
             if history:  # batches of many users (every item a negative, the exact softmax; or many drawn): few steps

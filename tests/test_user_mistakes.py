@@ -312,3 +312,10 @@ def test_too_few_positives_for_a_batch_counts_the_positives():
         n = int((dls.train_ds.items['rating'] >= 4).sum())
         with pytest.raises(ValueError, match=f'the training set has {n} positives: not one batch of 8 .lower bs.'):
             collab_multicat_learner(dls)
+
+
+@pytest.mark.parametrize('n_neg', [0, -1, 2.5, 20.0, True, '10'])
+def test_a_bad_number_of_negatives_is_refused_by_from_df(ml, n_neg):
+    "Not a whole number >= 1: refused at once, naming n_neg (it failed in fastai's trial batch, or at fit for 0)"
+    with pytest.raises(ValueError, match=r"n_neg must be an integer >= 1, got"):
+        from_df(ml[0], items=ml[1], implicit=True, min_rating=4, n_neg=n_neg)
