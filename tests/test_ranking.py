@@ -585,3 +585,23 @@ def test_validate_on_the_training_rows_ranks_them_among_every_item(history):
     ds = dls.train_ds
     assert res['n_relevant_in_train'] == 0 and res['n_users'] == len(np.unique(ds.items.user[ds.positives()]))
     assert res['precision@10'] == pytest.approx(train[1])
+
+
+def test_drawn_negatives_with_string_ids_train_and_leave_the_frames_alone(monkeypatch):
+    "The drawn defaults with str ids: a fit, recommendations of unseen items by id, the user's frames unchanged"
+    import tabcollab.data as D
+    ratings,items = synthetic_movielens(n_users=200, n_items=300, n_ratings=6000, seed=5)
+    ratings,items = ratings.assign(user='u'+ratings.user.astype(str), item='m'+ratings.item.astype(str)),items.copy()
+    items['item'] = 'm'+items.item.astype(str)
+    before = ratings.copy(),items.copy()
+    monkeypatch.setattr(D, 'ALL_ITEMS_MAX', 100)
+    monkeypatch.setattr(D, 'DRAWN_NEG', 200)  # fewer than the items: drawn (as many as the items: every item)
+    dls = implicit_dls(ratings, items, history=True)
+    assert not dls.train.all_items and dls.train.n_neg == 200 and dls.train.bs == 200//D.NEG_PER_USER
+    learn = collab_multicat_learner(dls)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    assert np.isfinite(learn.recorder.losses[-1])
+    recs = learn.recommend('u1', n=5)
+    seen = set(ratings.item[(ratings.user=='u1')].tolist()) & set(dls.train_ds.classes['item'])
+    assert len(recs) == 5 and all(isinstance(i, str) for i in recs.item) and not set(recs.item) & seen
+    assert ratings.equals(before[0]) and items.equals(before[1])
