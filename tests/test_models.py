@@ -103,3 +103,90 @@ def test_a_bag_value_past_the_table_is_an_error_not_garbage(n_values):
     with pytest.raises(IndexError, match=f'bag value {n_values} is not a vocabulary index'):
         MultiHotEmbedding(n_values, 3)(torch.tensor([[n_values, 0], [5, 0]]))
     with pytest.raises(IndexError, match='bag value -1'): MultiHotEmbedding(n_values, 3)(torch.tensor([[2, -1]]))
+
+
+def _pool_and_grads(emb, bags, w=None):
+    "Pooled vectors of `bags` and the gradient of every parameter of `emb` for a fixed upstream gradient"
+    out = emb(bags, w)
+    grads = torch.autograd.grad((out*torch.arange(1., out.shape[1]+1)).sum(), list(emb.parameters()))
+    return out,grads
+
+def _reference_pool(emb, bags, w=None):
+    "`embedding_bag` of the padded bags as they are, the shares as per-sample weights ('max': plain)"
+    if emb.mode=='max': return F.embedding_bag(bags, emb.weight, mode='max', padding_idx=0)
+    pw = (torch.ones(bags.shape) if w is None else w)*(bags!=0)
+    if emb.mode=='mean': pw = pw/pw.sum(1, keepdim=True).clamp_min(1e-12)
+    return F.embedding_bag(bags, emb.weight, per_sample_weights=pw, mode='sum', padding_idx=0)
+
+@pytest.mark.parametrize('mode,weighted', [('mean', False), ('mean', True), ('sum', True), ('max', False)])
+@pytest.mark.parametrize('long_bag', [30, 400])  # a padded batch, and one mostly padding (a few long histories)
+def test_a_large_table_pools_the_values_alone_as_embedding_bag_does(mode, weighted, long_bag):
+    "Above `CSR_BAG_MAX` values, bags mostly padding go to `embedding_bag` flat, with offsets: the same vectors"
+    torch.manual_seed(0)
+    emb = MultiHotEmbedding(30_000, 4, mode=mode)
+    bags = torch.zeros(64, long_bag, dtype=torch.long)
+    lens = torch.randint(0, 6, (64,)); lens[0] = long_bag; lens[5] = 0  # an empty bag
+    for i,n in enumerate(lens.tolist()): bags[i,:n] = torch.randint(1, 30_000, (n,))
+    w = torch.rand(bags.shape) if weighted else None
+    before = bags.clone()
+    out,grads = _pool_and_grads(emb, bags, w)
+    ref = _reference_pool(emb, bags, w)
+    g_ref, = torch.autograd.grad((ref*torch.arange(1., 5.)).sum(), emb.weight)
+    torch.testing.assert_close(out, ref); torch.testing.assert_close(grads[0], g_ref)
+    assert not out[5].any() and torch.equal(bags, before)
+    assert torch.equal(emb(bags.int(), w), out)  # int32 bags
+
+
+def test_bags_with_as_many_values_as_the_table_pool_as_a_sparse_product():
+    "Above `CSR_BAG_MAX`, a batch with at least as many values as the table has goes through `bag_shares`"
+    import tabcollab.models as models
+    torch.manual_seed(0)
+    emb = MultiHotEmbedding(25_000, 3)
+    bags = torch.randint(0, 25_000, (1_000, 30))
+    calls = []
+    old = models.bag_shares
+    models.bag_shares = lambda *a, **k: calls.append(1) or old(*a, **k)
+    try: out = emb(bags); emb(bags[:100])  # 30,000 values (about 29,000 without padding), then 3,000: not
+    finally: models.bag_shares = old
+    assert calls == [1]
+    torch.testing.assert_close(out, _reference_pool(emb, bags))
+
+
+@pytest.mark.parametrize('mode', ['mean', 'sum'])
+def test_a_bag_mlp_of_many_rows_runs_once_per_distinct_bag_with_the_same_result(mode):
+    "From `MLP_DISTINCT_MIN` bags, the MLP of each distinct bag once: the vectors and gradients of every row's own"
+    import tabcollab.models as models
+    torch.manual_seed(0)
+    emb = MultiHotEmbedding(21, 5, mode=mode, mlp=8)
+    table = torch.randint(0, 21, (50, 4)); table[3] = 0  # 50 items' genres, one with none
+    bags = table[torch.randint(0, 50, (3_000,))]
+    seen = []
+    emb.mlp.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
+    out,grads = _pool_and_grads(emb, bags)
+    assert seen == [len(torch.unique(bags, dim=0))]  # the MLP saw each distinct bag once
+    old = models.MLP_DISTINCT_MIN
+    models.MLP_DISTINCT_MIN = 10**9  # every row's own
+    try: ref,ref_grads = _pool_and_grads(emb, bags)
+    finally: models.MLP_DISTINCT_MIN = old
+    assert seen[-1] == len(bags)
+    torch.testing.assert_close(out, ref)
+    for g,r in zip(grads, ref_grads): torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
+    # distinct bags, or bags too wide for a key, or weighted: every row's own
+    wide = torch.randint(0, 21, (2_500, 13))  # 13 x 5 bits > 63
+    seen.clear(); emb(wide); emb(bags, torch.rand(bags.shape)); emb(torch.unique(wide, dim=0))
+    assert seen == [2_500, 3_000, len(torch.unique(wide, dim=0))]
+
+
+@pytest.mark.parametrize('shape', [(7,), (3, 4)])
+def test_dense_embedding_on_the_cpu_is_embedding(shape):
+    "`CoalescedEmbedding` without sparse gradients looks rows up by `index_select`: `F.embedding`'s vectors, gradient"
+    from tabcollab.sparse import CoalescedEmbedding
+    torch.manual_seed(0)
+    emb = CoalescedEmbedding(10, 3)
+    x = torch.randint(0, 10, shape); x.view(-1)[:2] = 4  # a repeated index
+    out = emb(x)
+    g, = torch.autograd.grad((out*torch.arange(1., 4.)).sum(), emb.weight)
+    ref = F.embedding(x, emb.weight)
+    g_ref, = torch.autograd.grad((ref*torch.arange(1., 4.)).sum(), emb.weight)
+    assert out.shape == (*shape, 3)
+    torch.testing.assert_close(out, ref); torch.testing.assert_close(g, g_ref)
