@@ -177,13 +177,13 @@ def test_a_bag_mlp_of_many_rows_runs_once_per_distinct_bag_with_the_same_result(
     assert seen == [2_500, 3_000, len(torch.unique(wide, dim=0))]
 
 
-@pytest.mark.parametrize('shape', [(7,), (3, 4)])
+@pytest.mark.parametrize('shape', [(7,), (3, 4), (0,), (0, 3)])  # no index: an empty result, as `embedding` gives
 def test_dense_embedding_on_the_cpu_is_embedding(shape):
     "`CoalescedEmbedding` without sparse gradients looks rows up by `index_select`: `F.embedding`'s vectors, gradient"
     from tabcollab.sparse import CoalescedEmbedding
     torch.manual_seed(0)
     emb = CoalescedEmbedding(10, 3)
-    x = torch.randint(0, 10, shape); x.view(-1)[:2] = 4  # a repeated index
+    x = torch.randint(0, 10, shape); x.view(-1)[:2] = 4  # a repeated index (when there are two)
     out = emb(x)
     g, = torch.autograd.grad((out*torch.arange(1., 4.)).sum(), emb.weight)
     ref = F.embedding(x, emb.weight)
