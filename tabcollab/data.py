@@ -432,7 +432,7 @@ HISTORY_ROWS_MAX = 5_000_000  # ratings: a history by default up to this many tr
 ALL_ITEMS_MAX = 4_096  # implicit data with a history: up to this many items, every item is a negative of each batch
 USER_SCORES = 2**21  # ... and a batch as many users as this many (user, item) scores allow, half the users at most
 DRAWN_NEG = 4_096  # else `n_neg` drawn negatives, in batches of a user per `NEG_PER_USER` of them (ML-25M: 1,024
-NEG_PER_USER = 4   # users, a pass in about LightFM's time; 32 users and 1,024 negatives took 3.7x its time)
+NEG_PER_USER = 4   # users, a pass in half LightFM WARP's time; 32 users and 1,024 negatives took 3.7x its time)
 
 def _warn_missing_ids(ratings, names):
     "Warn about rows without a user or item id: they train as the unknown user or item (`#na#`)"
